@@ -1,0 +1,131 @@
+import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import helmet from '@fastify/helmet'
+import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import { toErrorResponse } from './errors.js'
+import type { Clock } from './lib/clock.js'
+import { systemClock } from './lib/clock.js'
+import { createDatabase, type Database, type Db } from './infra/postgres.js'
+import { createMetrics, type Metrics } from './infra/metrics.js'
+import { createEventPublisher, type EventPublisher } from './features/events/publisher.js'
+import { resolveJwtSecret } from './features/auth/tokens.js'
+import authPlugin from './features/auth/index.js'
+import redisPlugin from './infra/redis.js'
+import cachePlugin from './features/cache/index.js'
+import realtimePlugin from './features/realtime/index.js'
+import queuePlugin from './features/queue/index.js'
+import managementPlugin from './features/management/index.js'
+import alertsPlugin from './features/alerts/index.js'
+import ingestionPlugin from './features/ingestion/index.js'
+import dashboardPlugin from './features/dashboard/index.js'
+import reportsPlugin from './features/reports/index.js'
+import sweeperPlugin from './features/sweeper/index.js'
+import healthPlugin from './features/health/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    clock: Clock
+    database: Database
+    db: Db
+    metrics: Metrics
+    events: EventPublisher
+  }
+}
+
+export interface BuildOptions {
+  config: Config
+  /** A database to share (tests, the demo); otherwise one is created from the config and closed with the app. */
+  database?: Database
+  clock?: Clock
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger
+  /** Run the queue worker and the sweeper in this process (serve without --no-worker). */
+  worker?: boolean
+  /** Periodic sweeper; tests drive it by hand with the injectable clock. */
+  sweeper?: boolean
+}
+
+/** The Fastify app: infrastructure first, then features, in one explicit ordered list. */
+export async function buildApp (opts: BuildOptions) {
+  const { config } = opts
+  const loggerOpts = opts.logger ?? { level: config.LOG_LEVEL, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] }
+  const app = Fastify({
+    ...(isLogger(loggerOpts) ? { loggerInstance: loggerOpts } : { logger: loggerOpts }),
+    bodyLimit: 1024 * 1024,
+    trustProxy: true,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  const ownsDatabase = !opts.database
+  const database = opts.database ?? await createDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR })
+  const jwtSecret = resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR, (file) =>
+    app.log.warn({ file }, 'JWT_SECRET not set: generated a random secret and stored it (set JWT_SECRET in production)'))
+
+  // 1. Core: configuration, clock, database, metrics, the change publisher, the error map.
+  await app.register(fp(async (core) => {
+    core.decorate('config', config)
+    core.decorate('clock', opts.clock ?? systemClock)
+    core.decorate('database', database)
+    core.decorate('db', database.db)
+    core.decorate('metrics', createMetrics(undefined, { defaultMetrics: true }))
+    core.decorate('events', createEventPublisher({ log: core.log }))
+    core.addHook('onClose', async () => { if (ownsDatabase) await database.close() })
+  }, { name: 'core' }))
+
+  app.setErrorHandler((err, req, reply) => {
+    const { statusCode, body } = toErrorResponse(err)
+    if (statusCode >= 500) req.log.error({ err }, 'request failed')
+    else req.log.debug({ err: { message: (err as Error).message } }, 'request rejected')
+    void reply.status(statusCode).send(body)
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `route ${req.method} ${req.url.split('?')[0]} not found` } })
+  })
+
+  // 2. HTTP hardening and the OpenAPI document.
+  await app.register(helmet, { contentSecurityPolicy: false, crossOriginResourcePolicy: false })
+  await app.register(cors, { origin: config.corsOrigins })
+  await app.register(rateLimit, { global: false })
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'coldboard', version: '0.1.0', description: 'Cold-chain monitoring API' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' }
+        }
+      },
+      security: [{ bearer: [] }]
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  // 3. Infrastructure plugins: auth, Redis, the cache (before the services that use it, D15), Socket.io, the queue.
+  await app.register(authPlugin, { jwtSecret })
+  await app.register(redisPlugin)
+  await app.register(cachePlugin)
+  await app.register(realtimePlugin)
+  await app.register(queuePlugin, { worker: opts.worker ?? false })
+
+  // 4. Features.
+  await app.register(managementPlugin)
+  await app.register(alertsPlugin)
+  await app.register(ingestionPlugin)
+  await app.register(dashboardPlugin)
+  await app.register(reportsPlugin)
+  await app.register(sweeperPlugin, { timer: opts.sweeper ?? false })
+  await app.register(healthPlugin)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>
+
+function isLogger (l: unknown): l is FastifyBaseLogger {
+  return typeof l === 'object' && l !== null && typeof (l as FastifyBaseLogger).child === 'function'
+}

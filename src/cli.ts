@@ -1,0 +1,51 @@
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+const usage = `usage: coldboard <command> [options]
+
+commands:
+  serve [--port N] [--no-worker]   API + Socket.io (+ queue worker and sweeper unless --no-worker)
+  worker                           queue worker and offline sweeper only
+  migrate                          apply database migrations (DATABASE_URL, or the embedded database)
+  seed --orgs N --units M --hours H --interval-seconds S
+                                   write a realistic dataset, print the organization ids
+  token --org <id>[:role] ... [--admin] [--ttl 12h] [--sub name]
+                                   print a JWT (role: viewer | manager | owner, default viewer)
+  api-key create --org <id> [--name n]
+                                   print a new device API key (shown once)
+  demo [--port N]                  embedded database, seeded demo organization, live simulated readings
+  simulate                         drive a running coldboard like real clients (see docs/PERFORMANCE.md)
+  bench [--out DIR]                run the benchmarks and write a report
+`
+
+type Handler = (argv: string[], config: () => Config) => Promise<void>
+
+const commands: Record<string, () => Promise<Handler>> = {
+  serve: async () => (await import('./commands/serve.js')).serve,
+  worker: async () => (await import('./commands/serve.js')).worker,
+  migrate: async () => (await import('./commands/migrate.js')).migrate,
+  seed: async () => (await import('./commands/seed.js')).seed,
+  token: async () => (await import('./commands/token.js')).token,
+  'api-key': async () => (await import('./commands/api-key.js')).apiKey,
+  demo: async () => (await import('./commands/demo.js')).demo
+}
+
+async function main (): Promise<void> {
+  const [name, ...rest] = process.argv.slice(2)
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage)
+    return
+  }
+  const load = commands[name]
+  if (!load) throw new Error(`unknown command "${name}" (see coldboard --help)`)
+  const handler = await load()
+  await handler(rest, () => loadConfig())
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err)
+  process.stderr.write(`coldboard: ${message}\n`)
+  process.exitCode = 1
+})
+
+export { parseArgs }

@@ -1,0 +1,65 @@
+import { z } from 'zod'
+
+const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1')
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+/** The one environment schema. Nobody else reads process.env. */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  DATABASE_URL: z.string().url('must be a postgres:// URL').optional(),
+  DATA_DIR: z.string().min(1).default('./.coldboard'),
+  REDIS_URL: z.string().url('must be a redis:// URL').optional(),
+  REDIS_HOST: z.string().min(1).default('127.0.0.1'),
+  REDIS_PORT: intIn(1, 65535).default(6379),
+  REDIS_DISABLED: bool.default(false),
+  REDIS_COMMAND_TIMEOUT_MS: intIn(10, 10_000).default(250),
+  CACHE_TTL_SECONDS: intIn(1, 86_400).default(60),
+  QUEUE_PREFIX: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('bull'),
+  PORT: intIn(0, 65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  OFFLINE_AFTER_MINUTES: intIn(1, 24 * 60).default(15),
+  CONFIRM_MINUTES: intIn(1, 24 * 60).default(10),
+  SWEEP_INTERVAL_SECONDS: intIn(1, 3600).default(30),
+  CORS_ORIGINS: z.string().default(''),
+  RATE_LIMIT_MAX: intIn(1, 10_000_000).default(600),
+  AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30)
+})
+
+export type Env = z.infer<typeof envSchema>
+
+export interface Config extends Env {
+  corsOrigins: string[] | boolean
+  redis: { url: string } | null
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Validates the environment once; throws ConfigError with one line per wrong variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Env> = {}): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const parsed = envSchema.safeParse({ ...raw, ...overrides })
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`))
+  }
+  const cfg = parsed.data
+  if (cfg.NODE_ENV === 'production' && !cfg.JWT_SECRET) {
+    throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production'])
+  }
+  const origins = cfg.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean)
+  return {
+    ...cfg,
+    corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
+    redis: cfg.REDIS_DISABLED ? null : { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}` }
+  }
+}

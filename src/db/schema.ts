@@ -1,0 +1,121 @@
+import { sql } from 'drizzle-orm'
+import {
+  bigint, boolean, index, integer, numeric, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid
+} from 'drizzle-orm/pg-core'
+
+export const unitTypeEnum = pgEnum('unit_type', ['fridge', 'freezer', 'walk_in_cooler', 'walk_in_freezer', 'display_case', 'blast_chiller'])
+export const unitStateEnum = pgEnum('unit_state', ['normal', 'too_hot', 'too_cold', 'offline'])
+export const deviceStatusEnum = pgEnum('device_status', ['online', 'offline'])
+export const alertTypeEnum = pgEnum('alert_type', ['temperature_excursion', 'offline'])
+export const alertSeverityEnum = pgEnum('alert_severity', ['warning', 'critical'])
+export const alertStatusEnum = pgEnum('alert_status', ['active', 'acknowledged', 'resolved'])
+export const thresholdEnum = pgEnum('alert_threshold', ['temp_min', 'temp_max'])
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+// Temperatures are exact two-decimal numerics so that threshold and hysteresis comparisons are exact.
+const temp = (name: string) => numeric(name, { precision: 6, scale: 2, mode: 'number' })
+
+export const organizations = pgTable('organizations', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  slug: text('slug').notNull().unique(),
+  createdAt: ts('created_at').notNull().defaultNow()
+})
+
+export const sites = pgTable('sites', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  organizationId: uuid('organization_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  isActive: boolean('is_active').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow()
+}, (t) => [index('sites_org_idx').on(t.organizationId)])
+
+export const units = pgTable('units', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  organizationId: uuid('organization_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  siteId: uuid('site_id').notNull().references(() => sites.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  unitType: unitTypeEnum('unit_type').notNull(),
+  tempMin: temp('temp_min').notNull(),
+  tempMax: temp('temp_max').notNull(),
+  state: unitStateEnum('state').notNull().default('normal'),
+  lastTemperature: temp('last_temperature'),
+  lastReadingAt: ts('last_reading_at'),
+  stateChangedAt: ts('state_changed_at').notNull().defaultNow(),
+  isActive: boolean('is_active').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow()
+}, (t) => [
+  // Unit counts by state: an index-only scan over one organization's units.
+  index('units_org_state_idx').on(t.organizationId, t.state).where(sql`is_active`),
+  index('units_site_idx').on(t.siteId)
+])
+
+export const devices = pgTable('devices', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  organizationId: uuid('organization_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  unitId: uuid('unit_id').notNull().references(() => units.id, { onDelete: 'cascade' }),
+  deviceEui: text('device_eui').notNull().unique(),
+  status: deviceStatusEnum('status').notNull().default('offline'),
+  lastSeenAt: ts('last_seen_at'),
+  battery: integer('battery'),
+  createdAt: ts('created_at').notNull().defaultNow()
+}, (t) => [
+  index('devices_org_status_idx').on(t.organizationId, t.status),
+  index('devices_unit_idx').on(t.unitId)
+])
+
+export const sensorReadings = pgTable('sensor_readings', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  organizationId: uuid('organization_id').notNull(),
+  unitId: uuid('unit_id').notNull(),
+  deviceId: uuid('device_id').notNull(),
+  temperature: temp('temperature').notNull(),
+  humidity: numeric('humidity', { precision: 5, scale: 2, mode: 'number' }),
+  recordedAt: ts('recorded_at').notNull(),
+  receivedAt: ts('received_at').notNull().defaultNow()
+}, (t) => [
+  // Idempotent ingestion: one row per (device, recorded_at).
+  uniqueIndex('sensor_readings_device_recorded_uq').on(t.deviceId, t.recordedAt),
+  // Trends and state catch-up: one unit's readings in time order.
+  index('sensor_readings_unit_recorded_idx').on(t.unitId, t.recordedAt)
+  // Compliance: sensor_readings_org_recorded_cov (organization_id, recorded_at) INCLUDE (unit_id, temperature),
+  // created in a custom migration because drizzle-kit cannot express INCLUDE.
+])
+
+export const alerts = pgTable('alerts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  organizationId: uuid('organization_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  unitId: uuid('unit_id').notNull().references(() => units.id, { onDelete: 'cascade' }),
+  type: alertTypeEnum('type').notNull(),
+  severity: alertSeverityEnum('severity').notNull().default('warning'),
+  status: alertStatusEnum('status').notNull().default('active'),
+  triggerTemperature: temp('trigger_temperature'),
+  threshold: thresholdEnum('threshold'),
+  triggeredAt: ts('triggered_at').notNull().defaultNow(),
+  acknowledgedAt: ts('acknowledged_at'),
+  resolvedAt: ts('resolved_at')
+}, (t) => [
+  // At most one open alert of each type per unit, even under concurrent ingestion.
+  uniqueIndex('alerts_open_unit_type_uq').on(t.unitId, t.type).where(sql`status <> 'resolved'`),
+  // Alert counts: the organization's open alerts only.
+  index('alerts_org_open_idx').on(t.organizationId, t.status, t.severity).where(sql`status <> 'resolved'`),
+  index('alerts_org_triggered_idx').on(t.organizationId, t.triggeredAt),
+  index('alerts_unit_triggered_idx').on(t.unitId, t.triggeredAt)
+])
+
+export const apiKeys = pgTable('api_keys', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  organizationId: uuid('organization_id').notNull().references(() => organizations.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  hash: text('hash').notNull().unique(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  revokedAt: ts('revoked_at')
+})
+
+export type Unit = typeof units.$inferSelect
+export type Device = typeof devices.$inferSelect
+export type Alert = typeof alerts.$inferSelect
+export type Site = typeof sites.$inferSelect
+export type Organization = typeof organizations.$inferSelect
+export type UnitState = Unit['state']
+export type UnitType = Unit['unitType']

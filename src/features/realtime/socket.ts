@@ -1,0 +1,61 @@
+import type { Server as HttpServer } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import { Server, type ServerOptions } from 'socket.io'
+import type { TokenService } from '../auth/tokens.js'
+import type { ChangeEvent } from '../events/types.js'
+
+export const orgRoom = (orgId: string) => `org:${orgId}`
+
+/**
+ * Socket.io on the HTTP server: JWT in the handshake (`auth: { token }`), one `org:<id>` room per
+ * organization in the token, events emitted to the organization's room. `adapter` fans events out
+ * across instances (the Redis adapter); without it events stay on this instance.
+ */
+export function createRealtime (opts: {
+  server: HttpServer
+  tokens: TokenService
+  log: FastifyBaseLogger
+  corsOrigins: string[] | boolean
+  adapter?: ServerOptions['adapter']
+}) {
+  const log = opts.log.child({ component: 'realtime' })
+  const io = new Server(opts.server, {
+    cors: { origin: opts.corsOrigins },
+    serveClient: false,
+    ...(opts.adapter ? { adapter: opts.adapter } : {})
+  })
+
+  io.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token
+    if (typeof token !== 'string' || token === '') return next(new Error('unauthorized'))
+    try {
+      socket.data.principal = opts.tokens.verify(token)
+      next()
+    } catch {
+      next(new Error('unauthorized'))
+    }
+  })
+
+  io.on('connection', (socket) => {
+    const orgs = Object.keys((socket.data.principal as { orgs: Record<string, string> }).orgs)
+    void socket.join(orgs.map(orgRoom))
+  })
+
+  let closed = false
+  return {
+    io,
+    emit (event: ChangeEvent) {
+      io.to(orgRoom(event.payload.organizationId)).emit(event.name, event.payload)
+    },
+    /** Disconnects clients and detaches engine.io; the HTTP server itself is Fastify's to close. */
+    async close () {
+      if (closed) return
+      closed = true
+      io.disconnectSockets(true)
+      io.engine.close()
+      await Promise.resolve(io.of('/').adapter.close())
+      log.debug('socket.io closed')
+    }
+  }
+}
+export type Realtime = ReturnType<typeof createRealtime>

@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import pg from 'pg'
+import * as schema from '../db/schema.js'
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+/** A transaction handle or the database itself: what a service method that writes accepts. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+export type DbOrTx = Db | Tx
+
+export interface Database {
+  db: Db
+  kind: 'pg' | 'pglite'
+  /** Where the embedded data lives (PGlite only). */
+  dataDir?: string
+  migrate (): Promise<void>
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+export const migrationsFolder = fileURLToPath(new URL('../db/migrations', import.meta.url))
+
+export interface DatabaseOptions {
+  databaseUrl?: string
+  dataDir: string
+  /** PGlite only: keep everything in memory (tests). */
+  inMemory?: boolean
+  poolMax?: number
+}
+
+/** pg when a URL is given, otherwise embedded PGlite in `<dataDir>/data`. */
+export async function createDatabase (opts: DatabaseOptions): Promise<Database> {
+  if (opts.databaseUrl) {
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10 })
+    // An idle client error (server restart) must not crash the process; the next query reconnects.
+    pool.on('error', () => {})
+    const db = drizzlePg(pool, { schema }) as unknown as Db
+    let closed = false
+    return {
+      db,
+      kind: 'pg',
+      migrate: () => migratePg(db as never, { migrationsFolder }),
+      ping: async () => { await pool.query('select 1') },
+      close: async () => { if (!closed) { closed = true; await pool.end() } }
+    }
+  }
+  const { PGlite } = await import('@electric-sql/pglite')
+  const dataDir = opts.inMemory ? undefined : path.resolve(opts.dataDir, 'data')
+  if (dataDir) mkdirSync(dataDir, { recursive: true })
+  const client = new PGlite(dataDir)
+  await client.waitReady
+  const db = drizzlePglite(client, { schema }) as unknown as Db
+  let closed = false
+  return {
+    db,
+    kind: 'pglite',
+    dataDir,
+    migrate: () => migratePglite(db as never, { migrationsFolder }),
+    ping: async () => { await db.execute(sql`select 1`) },
+    close: async () => { if (!closed) { closed = true; await client.close() } }
+  }
+}
+
+/** Rows of a raw query on either driver. */
+export async function rows<T> (db: DbOrTx, query: ReturnType<typeof sql>): Promise<T[]> {
+  const res = await db.execute(query) as unknown as { rows: T[] }
+  return res.rows
+}
