@@ -19,6 +19,7 @@ import redisPlugin from './infra/redis.js'
 import cachePlugin from './features/cache/index.js'
 import realtimePlugin from './features/realtime/index.js'
 import queuePlugin from './features/queue/index.js'
+import monitoringPlugin from './features/monitoring/index.js'
 import managementPlugin from './features/management/index.js'
 import alertsPlugin from './features/alerts/index.js'
 import ingestionPlugin from './features/ingestion/index.js'
@@ -112,7 +113,8 @@ export async function buildApp (opts: BuildOptions) {
   await app.register(realtimePlugin)
   await app.register(queuePlugin, { worker: opts.worker ?? false })
 
-  // 4. Features.
+  // 4. Features. monitoring (state machine, alerts lifecycle) is used by ingestion, management and the sweeper.
+  await app.register(monitoringPlugin)
   await app.register(managementPlugin)
   await app.register(alertsPlugin)
   await app.register(ingestionPlugin)

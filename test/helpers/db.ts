@@ -31,3 +31,15 @@ export async function createPgliteTestDatabase (): Promise<Database> {
   await database.migrate()
   return database
 }
+
+/** The two database backends that the embedded path and production use; iterate key tests over both. */
+export const backends: Array<{ name: 'postgres' | 'pglite', create: () => Promise<Database & { drop?: () => Promise<void> }> }> = [
+  { name: 'postgres', create: createTestDatabase },
+  { name: 'pglite', create: createPgliteTestDatabase }
+]
+
+/** Closes (and for PostgreSQL drops) a database made by `backends[i].create()`. */
+export async function disposeDatabase (database: Database & { drop?: () => Promise<void> }): Promise<void> {
+  if (database.drop) await database.drop()
+  else await database.close()
+}
