@@ -1,7 +1,7 @@
 import pg from 'pg'
 
 /** The server the tests create their databases on (trust auth locally; override with TEST_DATABASE_URL). */
-export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres'
 
 export function databaseUrl (name: string): string {
   const u = new URL(adminUrl)

@@ -1,6 +1,75 @@
 import fp from 'fastify-plugin'
+import { Type } from 'typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 
-// PLACEHOLDER: being written this session.
-export default fp(async function healthPlugin (app, _opts: Record<string, unknown>) {
-  void app
-}, { name: 'health', dependencies: ['core', 'auth'] })
+const Check = Type.Object({ ok: Type.Boolean(), latencyMs: Type.Number(), error: Type.Optional(Type.String()) })
+const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('down')]),
+  checks: Type.Object({
+    database: Check,
+    redis: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean(), maxmemoryPolicy: Type.Union([Type.String(), Type.Null()]), warning: Type.Optional(Type.String()) })]),
+    cache: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean(), ttlSeconds: Type.Integer() })]),
+    queue: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean() })])
+  })
+})
+
+async function timed (fn: () => Promise<unknown>): Promise<{ ok: boolean, latencyMs: number, error?: string }> {
+  const start = performance.now()
+  try {
+    await fn()
+    return { ok: true, latencyMs: round(performance.now() - start) }
+  } catch (err) {
+    return { ok: false, latencyMs: round(performance.now() - start), error: (err as Error).message }
+  }
+}
+const round = (ms: number) => Math.round(ms * 100) / 100
+
+/**
+ * /health (D14): database, redis, cache and queue, each `{ ok, latencyMs }`; degraded while Redis is down,
+ * 503 only when the database is. /health/live and /health/ready for orchestrators, /metrics for Prometheus.
+ */
+export default fp(async function healthPlugin (fastify) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const tags = ['operations']
+
+  async function report () {
+    const redisEnabled = app.redis !== null
+    const [database, cache, queue] = await Promise.all([
+      timed(() => app.database.ping()),
+      app.cache.healthCheck(),
+      app.queue ? app.queue.healthCheck() : Promise.resolve({ ok: false, latencyMs: 0 })
+    ])
+    const policy = app.redisPolicy.maxmemoryPolicy
+    const redis = {
+      ok: cache.ok,
+      latencyMs: cache.latencyMs,
+      enabled: redisEnabled,
+      maxmemoryPolicy: policy,
+      ...(policy && policy !== 'noeviction' ? { warning: `maxmemory-policy is ${policy}: BullMQ needs noeviction` } : {})
+    }
+    const redisHealthy = !redisEnabled || (cache.ok && queue.ok)
+    const status = !database.ok ? 'down' as const : redisHealthy ? 'ok' as const : 'degraded' as const
+    return {
+      status,
+      checks: {
+        database,
+        redis,
+        cache: { ...cache, enabled: app.cache.isEnabled(), ttlSeconds: app.config.CACHE_TTL_SECONDS },
+        queue: { ...queue, enabled: app.queue !== null }
+      }
+    }
+  }
+
+  app.get('/health', { schema: { tags, summary: 'Health of the service and its dependencies', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+    const body = await report()
+    return reply.status(body.status === 'down' ? 503 : 200).send(body)
+  })
+  app.get('/health/live', { schema: { tags, summary: 'Liveness: the process answers' } }, async () => ({ status: 'ok' }))
+  app.get('/health/ready', { schema: { tags, summary: 'Readiness: the database answers' } }, async (_req, reply) => {
+    const db = await timed(() => app.database.ping())
+    return reply.status(db.ok ? 200 : 503).send({ status: db.ok ? 'ok' : 'down' })
+  })
+  app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+    return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics())
+  })
+}, { name: 'health', dependencies: ['core', 'cache', 'queue'] })

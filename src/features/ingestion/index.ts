@@ -1,6 +1,14 @@
 import fp from 'fastify-plugin'
+import { ingestionRoutes } from './routes.js'
+import { createIngestionService, type IngestionService } from './service.js'
 
-// PLACEHOLDER: being written this session.
-export default fp(async function ingestionPlugin (app, _opts: Record<string, unknown>) {
-  void app
-}, { name: 'ingestion', dependencies: ['core', 'auth'] })
+declare module 'fastify' {
+  interface FastifyInstance { ingestion: IngestionService }
+}
+
+/** Decorates `app.ingestion` and serves the device ingestion endpoint. */
+export default fp(async function ingestionPlugin (app) {
+  const service = createIngestionService({ db: app.db, clock: app.clock })
+  app.decorate('ingestion', service)
+  ingestionRoutes(app, service)
+}, { name: 'ingestion', dependencies: ['core', 'auth', 'monitoring'] })

@@ -1,6 +1,18 @@
 import fp from 'fastify-plugin'
+import { createMonitoringService, type MonitoringService } from './service.js'
 
-// PLACEHOLDER: being written this session.
+declare module 'fastify' {
+  interface FastifyInstance { monitoring: MonitoringService }
+}
+
+/** Decorates `app.monitoring`: the state machine and alert lifecycle shared by ingestion, management and the sweeper. */
 export default fp(async function monitoringPlugin (app) {
-  void app
+  app.decorate('monitoring', createMonitoringService({
+    db: app.db,
+    clock: app.clock,
+    events: app.events,
+    offlineAfterMinutes: app.config.OFFLINE_AFTER_MINUTES,
+    confirmMinutes: app.config.CONFIRM_MINUTES,
+    log: app.log.child({ component: 'monitoring' })
+  }))
 }, { name: 'monitoring', dependencies: ['core', 'realtime'] })

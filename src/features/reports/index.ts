@@ -1,6 +1,15 @@
 import fp from 'fastify-plugin'
+import { reportsRoutes } from './routes.js'
+import { createReportsService } from './service.js'
 
-// PLACEHOLDER: being written this session.
+declare module 'fastify' {
+  interface FastifyInstance {
+    reports: ReturnType<typeof createReportsService>
+  }
+}
+
+/** Compliance reports: read straight from PostgreSQL, never through the dashboard cache. */
 export default fp(async function reportsPlugin (app, _opts: Record<string, unknown>) {
-  void app
+  app.decorate('reports', createReportsService({ db: app.db, clock: app.clock }))
+  await app.register(reportsRoutes)
 }, { name: 'reports', dependencies: ['core', 'auth'] })

@@ -1,0 +1,66 @@
+import { and, desc, eq, ne } from 'drizzle-orm'
+import { alerts, type Alert } from '../../db/schema.js'
+import { ConflictError, NotFoundError } from '../../errors.js'
+import type { Db } from '../../infra/postgres.js'
+import type { Clock } from '../../lib/clock.js'
+import type { EventPublisher } from '../events/publisher.js'
+import { alertEvent } from '../events/types.js'
+import type { AlertFilter } from './schemas.js'
+
+/**
+ * Listing alerts and the two user actions on them. Repeating an action is harmless: acknowledging an
+ * acknowledged alert, or resolving a resolved one, answers the alert unchanged and publishes nothing.
+ * Acknowledging a resolved alert is a conflict (409 ALERT_RESOLVED): there is nothing left to acknowledge.
+ */
+export function createAlertService (opts: { db: Db, clock: Clock, events: EventPublisher }) {
+  const { db, clock, events } = opts
+
+  async function find (orgId: string, alertId: string): Promise<Alert> {
+    const [alert] = await db.select().from(alerts).where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId)))
+    if (!alert) throw new NotFoundError('alert')
+    return alert
+  }
+
+  return {
+    /** Newest first. */
+    async list (orgId: string, query: AlertFilter): Promise<Alert[]> {
+      return db.select().from(alerts)
+        .where(and(
+          eq(alerts.organizationId, orgId),
+          query.status ? eq(alerts.status, query.status) : undefined,
+          query.unitId ? eq(alerts.unitId, query.unitId) : undefined
+        ))
+        .orderBy(desc(alerts.triggeredAt), desc(alerts.id))
+        .limit(query.limit ?? 100)
+    },
+
+    /** active → acknowledged. */
+    async acknowledge (orgId: string, alertId: string): Promise<Alert> {
+      // Each change is one conditional UPDATE (its own transaction): a concurrent auto-resolve lands
+      // either before it (409 here) or after it.
+      const [changed] = await db.update(alerts).set({ status: 'acknowledged', acknowledgedAt: clock.now() })
+        .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), eq(alerts.status, 'active')))
+        .returning()
+      if (changed) {
+        await events.publish([alertEvent('alertAcknowledged', changed)])
+        return changed
+      }
+      const alert = await find(orgId, alertId)
+      if (alert.status === 'resolved') throw new ConflictError('alert is already resolved', 'ALERT_RESOLVED')
+      return alert
+    },
+
+    /** active | acknowledged → resolved. */
+    async resolve (orgId: string, alertId: string): Promise<Alert> {
+      const [changed] = await db.update(alerts).set({ status: 'resolved', resolvedAt: clock.now() })
+        .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), ne(alerts.status, 'resolved')))
+        .returning()
+      if (changed) {
+        await events.publish([alertEvent('alertResolved', changed)])
+        return changed
+      }
+      return find(orgId, alertId)
+    }
+  }
+}
+export type AlertService = ReturnType<typeof createAlertService>

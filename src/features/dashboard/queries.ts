@@ -1,0 +1,176 @@
+import { sql, type SQL } from 'drizzle-orm'
+import type { UnitState } from '../../db/schema.js'
+import { rows, type Db } from '../../infra/postgres.js'
+import type { Clock } from '../../lib/clock.js'
+import type {
+  AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, TemperatureTrend, TrendPoint, UnitCounts
+} from './types.js'
+
+/** The rolling window of trends and compliance: (now − 24 h, now]. */
+export const DASHBOARD_WINDOW_MS = 24 * 3600_000
+
+export interface DashboardWindow { from: string, to: string }
+
+export function dashboardWindow (now: Date): DashboardWindow {
+  return { from: new Date(now.getTime() - DASHBOARD_WINDOW_MS).toISOString(), to: now.toISOString() }
+}
+
+// Each statement is a plain SQL builder so that bench/dashboard-queries.ts can EXPLAIN exactly what runs.
+// Counts are cast ::int and averages ::float8 so that both drivers hand back JS numbers, and timestamps
+// travel as epoch milliseconds because pg and PGlite parse timestamptz differently.
+
+const unitCountsCte = (orgId: string): SQL => sql`
+  select count(*)::int as total,
+    count(*) filter (where state = 'normal')::int as normal,
+    count(*) filter (where state = 'too_hot')::int as too_hot,
+    count(*) filter (where state = 'too_cold')::int as too_cold,
+    count(*) filter (where state = 'offline')::int as offline
+  from units
+  where organization_id = ${orgId} and is_active`
+
+// `status <> 'resolved'` repeats the predicate of the partial indexes so the planner may use them.
+const alertCountsCte = (orgId: string, unitId?: string): SQL => sql`
+  select count(*)::int as unresolved,
+    count(*) filter (where status = 'acknowledged')::int as acknowledged,
+    count(*) filter (where severity = 'critical')::int as critical
+  from alerts
+  where organization_id = ${orgId} and status <> 'resolved'${unitId === undefined ? sql`` : sql` and unit_id = ${unitId}`}`
+
+const deviceCountsCte = (orgId: string): SQL => sql`
+  select count(*)::int as total,
+    count(*) filter (where status = 'online')::int as online,
+    count(*) filter (where status = 'offline')::int as offline
+  from devices
+  where organization_id = ${orgId}`
+
+// The covering index (organization_id, recorded_at) INCLUDE (unit_id, temperature) feeds this without heap
+// reads; the thresholds come from a hash of the org's active units. Readings of deactivated units are left
+// out, like in the compliance report, so the dashboard agrees with the sum of the report's rows.
+const complianceCte = (orgId: string, w: DashboardWindow): SQL => sql`
+  select count(*)::int as readings,
+    count(*) filter (where r.temperature between u.temp_min and u.temp_max)::int as in_range
+  from sensor_readings r
+  join units u on u.id = r.unit_id
+  where r.organization_id = ${orgId}
+    and r.recorded_at > ${w.from}::timestamptz and r.recorded_at <= ${w.to}::timestamptz
+    and u.organization_id = ${orgId} and u.is_active`
+
+export const dashboardSql = {
+  unitsStatus: (orgId: string): SQL => unitCountsCte(orgId),
+  alertsCount: (orgId: string, unitId?: string): SQL => alertCountsCte(orgId, unitId),
+  devicesOnline: (orgId: string): SQL => deviceCountsCte(orgId),
+
+  /** No row when the unit is not in the org; one row with a null bucket when it has no readings. */
+  temperatureTrends: (orgId: string, unitId: string, w: DashboardWindow): SQL => sql`
+    select u.id as unit_id, b.bucket_ms, b.temperature, b.too_hot, b.too_cold
+    from units u
+    left join lateral (
+      select (extract(epoch from date_bin('5 minutes', r.recorded_at, timestamptz 'epoch')) * 1000)::float8 as bucket_ms,
+        round(avg(r.temperature), 2)::float8 as temperature,
+        bool_or(r.temperature > u.temp_max) as too_hot,
+        bool_or(r.temperature < u.temp_min) as too_cold
+      from sensor_readings r
+      where r.unit_id = u.id
+        and r.recorded_at > ${w.from}::timestamptz and r.recorded_at <= ${w.to}::timestamptz
+      group by 1
+    ) b on true
+    where u.id = ${unitId} and u.organization_id = ${orgId}
+    order by b.bucket_ms`,
+
+  /** Everything the dashboard header shows, in one round trip. */
+  stats: (orgId: string, w: DashboardWindow): SQL => sql`
+    with uc as (${unitCountsCte(orgId)}),
+    ac as (${alertCountsCte(orgId)}),
+    dc as (${deviceCountsCte(orgId)}),
+    sc as (select count(*)::int as sites from sites where organization_id = ${orgId} and is_active),
+    cc as (${complianceCte(orgId, w)})
+    select uc.total as u_total, uc.normal as u_normal, uc.too_hot as u_too_hot, uc.too_cold as u_too_cold,
+      uc.offline as u_offline,
+      ac.unresolved as a_unresolved, ac.acknowledged as a_acknowledged, ac.critical as a_critical,
+      dc.total as d_total, dc.online as d_online, dc.offline as d_offline,
+      sc.sites,
+      case when cc.readings = 0 then 100 else round(100.0 * cc.in_range / cc.readings, 1) end::float8 as compliance,
+      case when uc.offline > 0 then 'offline' when uc.too_hot > 0 then 'too_hot'
+        when uc.too_cold > 0 then 'too_cold' else 'normal' end as worst_state
+    from uc, ac, dc, sc, cc`
+}
+
+interface StatsRow {
+  u_total: number
+  u_normal: number
+  u_too_hot: number
+  u_too_cold: number
+  u_offline: number
+  a_unresolved: number
+  a_acknowledged: number
+  a_critical: number
+  d_total: number
+  d_online: number
+  d_offline: number
+  sites: number
+  compliance: number
+  worst_state: UnitState
+}
+
+interface TrendRow {
+  unit_id: string
+  bucket_ms: number | null
+  temperature: number | null
+  too_hot: boolean | null
+  too_cold: boolean | null
+}
+
+async function one<T> (db: Db, query: SQL): Promise<T> {
+  const [row] = await rows<T>(db, query)
+  // An aggregate without GROUP BY always yields a row; its absence is a driver fault, not "zero".
+  if (row === undefined) throw new Error('aggregate query returned no row')
+  return row
+}
+
+/** The dashboard's reads against PostgreSQL (or PGlite): every figure aggregated in SQL, one statement each. */
+export function createDashboardQueries (deps: { db: Db, clock: Clock }): DashboardQueries {
+  const { db, clock } = deps
+  return {
+    async unitsStatus (orgId) {
+      return one<UnitCounts>(db, dashboardSql.unitsStatus(orgId))
+    },
+
+    async alertsCount (orgId, unitId) {
+      return one<AlertCounts>(db, dashboardSql.alertsCount(orgId, unitId))
+    },
+
+    async devicesOnline (orgId) {
+      return one<DeviceCounts>(db, dashboardSql.devicesOnline(orgId))
+    },
+
+    async temperatureTrends (orgId, unitId): Promise<TemperatureTrend | null> {
+      const result = await rows<TrendRow>(db, dashboardSql.temperatureTrends(orgId, unitId, dashboardWindow(clock.now())))
+      if (result.length === 0) return null
+      const points: TrendPoint[] = []
+      for (const r of result) {
+        if (r.bucket_ms === null || r.temperature === null) continue
+        points.push({
+          timestamp: new Date(r.bucket_ms).toISOString(),
+          temperature: r.temperature,
+          alarmState: r.too_hot === true ? 'too_hot' : r.too_cold === true ? 'too_cold' : 'normal'
+        })
+      }
+      return { unitId, points }
+    },
+
+    async stats (orgId): Promise<DashboardStats> {
+      const now = clock.now()
+      const r = await one<StatsRow>(db, dashboardSql.stats(orgId, dashboardWindow(now)))
+      return {
+        organizationId: orgId,
+        unitCounts: { total: r.u_total, normal: r.u_normal, too_hot: r.u_too_hot, too_cold: r.u_too_cold, offline: r.u_offline },
+        alertCounts: { unresolved: r.a_unresolved, acknowledged: r.a_acknowledged, critical: r.a_critical },
+        deviceCounts: { total: r.d_total, online: r.d_online, offline: r.d_offline },
+        compliancePercentage: r.compliance,
+        siteCount: r.sites,
+        worstState: r.worst_state,
+        lastUpdated: now.toISOString()
+      }
+    }
+  }
+}

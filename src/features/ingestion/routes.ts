@@ -1,0 +1,59 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError } from '../../errors.js'
+import { ErrorResponse, IngestBody, IngestResult, MAX_READINGS } from './schemas.js'
+import type { IngestionService } from './service.js'
+
+/** POST /api/ingest/readings: devices push batches with an organization's API key. */
+export function ingestionRoutes (fastify: FastifyInstance, service: IngestionService): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const log = app.log.child({ component: 'ingestion' })
+
+  app.post('/api/ingest/readings', {
+    config: {
+      auth: 'apiKey',
+      rateLimit: {
+        max: app.config.RATE_LIMIT_MAX,
+        timeWindow: '1 minute',
+        // Runs after authentication: each API key has its own budget.
+        keyGenerator: (req: FastifyRequest) => req.apiKey?.id ?? req.ip
+      }
+    },
+    // Strict validation without the app's type coercion: a sensor's `"temperature": null` must be
+    // rejected, not stored as 0 °C and raised as an excursion.
+    validatorCompiler: TypeBoxValidatorCompiler,
+    preValidation: async (req) => {
+      const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
+      if (type !== 'application/json') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/json', 415)
+    },
+    schema: {
+      tags: ['ingestion'],
+      summary: 'Ingest a batch of sensor readings',
+      description: `1–${MAX_READINGS} readings, all or nothing: one unknown device (or another organization's), ` +
+        'one invalid value or a recordedAt more than 5 minutes ahead rejects the whole batch with 400 and stores nothing. ' +
+        'Idempotent per (deviceEui, recordedAt): a repeated reading counts as a duplicate.',
+      security: [{ apiKey: [] }],
+      body: IngestBody,
+      response: {
+        202: IngestResult,
+        400: ErrorResponse,
+        401: ErrorResponse,
+        413: ErrorResponse,
+        415: ErrorResponse,
+        429: ErrorResponse
+      }
+    }
+  }, async (req, reply) => {
+    const orgId = req.apiKey!.organizationId
+    const stored = await service.storeReadings(orgId, req.body.readings)
+    app.metrics.readingsIngested.inc(stored.accepted)
+    app.metrics.readingsDuplicate.inc(stored.duplicates)
+    try {
+      await app.monitoring.processUnits(orgId, stored.unitIds)
+    } catch (err) {
+      // The batch is durable; the unit's next batch (or a retry of this one) catches its state up.
+      log.error({ err, organizationId: orgId }, 'readings stored but not processed')
+    }
+    return reply.code(202).send({ accepted: stored.accepted, duplicates: stored.duplicates })
+  })
+}

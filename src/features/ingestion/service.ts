@@ -1,0 +1,109 @@
+import { inArray, sql } from 'drizzle-orm'
+import { devices, sensorReadings } from '../../db/schema.js'
+import { AppError, ValidationError } from '../../errors.js'
+import type { Db, Tx } from '../../infra/postgres.js'
+import type { Clock } from '../../lib/clock.js'
+import type { ReadingInput } from './schemas.js'
+
+/** How far ahead of the server clock a device's own clock may run. */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000
+
+export interface StoreResult {
+  /** Readings newly stored. */
+  accepted: number
+  /** Readings already stored, or repeated within the batch. */
+  duplicates: number
+  /** The units the batch's devices belong to: what monitoring must process next. */
+  unitIds: string[]
+}
+
+interface ResolvedDevice { id: string, unitId: string, organizationId: string }
+
+/** Validates and stores reading batches. Storing is idempotent; processing them is monitoring's job. */
+export function createIngestionService (opts: { db: Db, clock: Clock }) {
+  const { db, clock } = opts
+
+  function parseTimes (readings: ReadingInput[]): Date[] {
+    const latest = clock.now().getTime() + MAX_CLOCK_SKEW_MS
+    return readings.map((r, i) => {
+      const at = new Date(r.recordedAt)
+      if (Number.isNaN(at.getTime())) throw new ValidationError(`readings/${i}/recordedAt: not a valid date`)
+      if (at.getTime() > latest) throw new ValidationError(`readings/${i}/recordedAt: more than 5 minutes in the future`)
+      return at
+    })
+  }
+
+  async function resolveDevices (orgId: string, readings: ReadingInput[]): Promise<Map<string, ResolvedDevice>> {
+    const euis = [...new Set(readings.map((r) => r.deviceEui))]
+    const found = await db.select({ id: devices.id, unitId: devices.unitId, organizationId: devices.organizationId, eui: devices.deviceEui })
+      .from(devices).where(inArray(devices.deviceEui, euis))
+    // Another organization's device is reported exactly like a missing one: the key learns nothing about it.
+    const byEui = new Map(found.filter((d) => d.organizationId === orgId).map((d) => [d.eui, d]))
+    const unknown = euis.filter((e) => !byEui.has(e))
+    if (unknown.length > 0) {
+      const shown = unknown.slice(0, 5).join(', ') + (unknown.length > 5 ? ` and ${unknown.length - 5} more` : '')
+      throw new AppError('UNKNOWN_DEVICE', `unknown device: ${shown}`, 400)
+    }
+    return byEui
+  }
+
+  return {
+    /**
+     * Stores a batch all or nothing: every reading is checked first (clock skew, devices of this
+     * organization), then one multi-row INSERT … ON CONFLICT DO NOTHING keeps one row per
+     * (device, recordedAt). Times are kept to the millisecond, the precision state processing compares at.
+     */
+    async storeReadings (orgId: string, readings: ReadingInput[]): Promise<StoreResult> {
+      const times = parseTimes(readings)
+      const byEui = await resolveDevices(orgId, readings)
+      const receivedAt = clock.now()
+      const rows = readings.map((r, i) => {
+        const device = byEui.get(r.deviceEui)!
+        return {
+          organizationId: orgId,
+          unitId: device.unitId,
+          deviceId: device.id,
+          temperature: r.temperature,
+          humidity: r.humidity ?? null,
+          recordedAt: times[i]!,
+          receivedAt
+        }
+      })
+      const stored = await db.transaction(async (tx) => {
+        const inserted = await tx.insert(sensorReadings).values(rows)
+          .onConflictDoNothing({ target: [sensorReadings.deviceId, sensorReadings.recordedAt] })
+          .returning({ id: sensorReadings.id })
+        await updateBatteries(tx, readings, times, byEui)
+        return inserted.length
+      })
+      return {
+        accepted: stored,
+        duplicates: readings.length - stored,
+        unitIds: [...new Set(rows.map((r) => r.unitId))]
+      }
+    }
+  }
+}
+export type IngestionService = ReturnType<typeof createIngestionService>
+
+/**
+ * Battery levels are not part of sensor_readings, so they are kept here: each device's most recent
+ * reported level, unless the device has already been seen later than that reading.
+ */
+async function updateBatteries (tx: Tx, readings: ReadingInput[], times: Date[], byEui: Map<string, ResolvedDevice>): Promise<void> {
+  const newest = new Map<string, { battery: number, at: Date }>()
+  readings.forEach((r, i) => {
+    if (r.battery === undefined) return
+    const id = byEui.get(r.deviceEui)!.id
+    const at = times[i]!
+    const seen = newest.get(id)
+    if (!seen || at > seen.at) newest.set(id, { battery: r.battery, at })
+  })
+  if (newest.size === 0) return
+  const values = sql.join([...newest].map(([id, v]) =>
+    sql`(${id}::uuid, ${v.battery}::int, ${v.at.toISOString()}::timestamptz)`), sql`, `)
+  await tx.execute(sql`
+    UPDATE devices d SET battery = v.battery
+    FROM (VALUES ${values}) AS v(id, battery, at)
+    WHERE d.id = v.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= v.at)`)
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { unitJson } from './json.js'
+import { CreateUnitBody, ErrorResponse, ListUnitsQuery, OrgParams, Unit, UnitParams, UpdateUnitBody } from './schemas.js'
+import type { ManagementService } from './service.js'
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse }
+
+/** An organization's refrigeration units. */
+export function unitRoutes (fastify: FastifyInstance, service: ManagementService): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+
+  app.post('/api/orgs/:orgId/units', {
+    schema: {
+      tags: ['units'],
+      summary: 'Create a unit in one of the organization\'s sites',
+      description: 'tempMin must be lower than tempMax; both in °C between -100 and 100.',
+      params: OrgParams,
+      body: CreateUnitBody,
+      response: { 201: Unit, ...errors }
+    }
+  }, async (req, reply) => {
+    const unit = await service.createUnit(req.params.orgId, req.body)
+    return reply.code(201).send(unitJson(unit))
+  })
+
+  app.get('/api/orgs/:orgId/units', {
+    schema: {
+      tags: ['units'],
+      summary: "List the organization's units",
+      params: OrgParams,
+      querystring: ListUnitsQuery,
+      response: { 200: Type.Array(Unit), ...errors }
+    }
+  }, async (req) => {
+    const rows = await service.listUnits(req.params.orgId, req.query)
+    return rows.map(unitJson)
+  })
+
+  app.get('/api/orgs/:orgId/units/:unitId', {
+    schema: {
+      tags: ['units'],
+      summary: 'Get a unit',
+      params: UnitParams,
+      response: { 200: Unit, ...errors }
+    }
+  }, async (req) => unitJson(await service.getUnit(req.params.orgId, req.params.unitId)))
+
+  app.patch('/api/orgs/:orgId/units/:unitId', {
+    schema: {
+      tags: ['units'],
+      summary: 'Update a unit',
+      description: 'Changing tempMin, tempMax or isActive re-evaluates the unit\'s state (and emits unitUpdate when it changes).',
+      params: UnitParams,
+      body: UpdateUnitBody,
+      response: { 200: Unit, ...errors }
+    }
+  }, async (req) => unitJson(await service.updateUnit(req.params.orgId, req.params.unitId, req.body)))
+}

@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto'
+import { and, asc, eq, type SQL } from 'drizzle-orm'
+import {
+  devices, organizations, sites, units,
+  type Device, type Organization, type Site, type Unit, type UnitState
+} from '../../db/schema.js'
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.js'
+import type { Db, DbOrTx } from '../../infra/postgres.js'
+import type { Clock } from '../../lib/clock.js'
+import type { CreateDeviceInput, CreateUnitInput, UpdateUnitInput } from './schemas.js'
+
+export interface ManagementOptions {
+  db: Db
+  clock: Clock
+  /** Recomputes a unit's state after its thresholds or isActive changed (the monitoring service). */
+  monitoring: { reevaluateUnit (orgId: string, unitId: string): Promise<void> }
+}
+
+/**
+ * Organizations, sites, units and devices. Every write is one transaction and returns the row it wrote;
+ * ids that do not exist in the organization are NotFoundError, never a foreign-key 500.
+ */
+export function createManagementService ({ db, clock, monitoring }: ManagementOptions) {
+  async function unitInOrg (tx: DbOrTx, orgId: string, unitId: string, lock = false): Promise<Unit> {
+    const query = tx.select().from(units).where(and(eq(units.id, unitId), eq(units.organizationId, orgId)))
+    const [row] = lock ? await query.for('update') : await query
+    if (!row) throw new NotFoundError('unit')
+    return row
+  }
+
+  return {
+    async createOrganization (input: { name: string, slug?: string }): Promise<Organization> {
+      const name = input.name.trim()
+      const slug = input.slug ?? slugify(name)
+      try {
+        const [row] = await db.transaction((tx) =>
+          tx.insert(organizations).values({ name, slug, createdAt: clock.now() }).returning())
+        return row!
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`an organization with slug "${slug}" already exists`, 'DUPLICATE_SLUG')
+        throw err
+      }
+    },
+
+    async createSite (orgId: string, input: { name: string }): Promise<Site> {
+      return db.transaction(async (tx) => {
+        await assertOrganization(tx, orgId)
+        const [row] = await tx.insert(sites)
+          .values({ organizationId: orgId, name: input.name.trim(), createdAt: clock.now() }).returning()
+        return row!
+      })
+    },
+
+    async listSites (orgId: string): Promise<Site[]> {
+      await assertOrganization(db, orgId)
+      return db.select().from(sites).where(eq(sites.organizationId, orgId)).orderBy(asc(sites.name), asc(sites.id))
+    },
+
+    async createUnit (orgId: string, input: CreateUnitInput): Promise<Unit> {
+      const tempMin = round2(input.tempMin)
+      const tempMax = round2(input.tempMax)
+      assertThresholds(tempMin, tempMax)
+      return db.transaction(async (tx) => {
+        await assertOrganization(tx, orgId)
+        const [site] = await tx.select({ id: sites.id }).from(sites)
+          .where(and(eq(sites.id, input.siteId), eq(sites.organizationId, orgId)))
+        if (!site) throw new NotFoundError('site')
+        // A unit that never reports turns offline once it is older than the offline window, measured from here.
+        const now = clock.now()
+        const [row] = await tx.insert(units).values({
+          organizationId: orgId,
+          siteId: site.id,
+          name: input.name.trim(),
+          unitType: input.unitType,
+          tempMin,
+          tempMax,
+          createdAt: now,
+          stateChangedAt: now
+        }).returning()
+        return row!
+      })
+    },
+
+    async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } = {}): Promise<Unit[]> {
+      await assertOrganization(db, orgId)
+      const where: SQL[] = [eq(units.organizationId, orgId)]
+      if (filter.siteId) where.push(eq(units.siteId, filter.siteId))
+      if (filter.state) where.push(eq(units.state, filter.state))
+      return db.select().from(units).where(and(...where)).orderBy(asc(units.name), asc(units.id))
+    },
+
+    async getUnit (orgId: string, unitId: string): Promise<Unit> {
+      return unitInOrg(db, orgId, unitId)
+    },
+
+    /**
+     * Applies a partial update. When thresholds or isActive actually changed, the unit's state is
+     * re-evaluated after the commit (which publishes unitUpdate if the state moved); the returned row
+     * is read afterwards so it shows the resulting state.
+     */
+    async updateUnit (orgId: string, unitId: string, patch: UpdateUnitInput): Promise<Unit> {
+      const { row, reevaluate } = await db.transaction(async (tx) => {
+        const current = await unitInOrg(tx, orgId, unitId, true)
+        const tempMin = patch.tempMin === undefined ? current.tempMin : round2(patch.tempMin)
+        const tempMax = patch.tempMax === undefined ? current.tempMax : round2(patch.tempMax)
+        assertThresholds(tempMin, tempMax)
+        const isActive = patch.isActive ?? current.isActive
+        const name = patch.name === undefined ? current.name : patch.name.trim()
+        const [updated] = await tx.update(units).set({ name, tempMin, tempMax, isActive })
+          .where(eq(units.id, current.id)).returning()
+        const changed = tempMin !== current.tempMin || tempMax !== current.tempMax || isActive !== current.isActive
+        return { row: updated!, reevaluate: changed }
+      })
+      if (!reevaluate) return row
+      await monitoring.reevaluateUnit(orgId, unitId)
+      return unitInOrg(db, orgId, unitId)
+    },
+
+    async createDevice (orgId: string, input: CreateDeviceInput): Promise<Device> {
+      try {
+        return await db.transaction(async (tx) => {
+          await assertOrganization(tx, orgId)
+          const unit = await unitInOrg(tx, orgId, input.unitId)
+          const [row] = await tx.insert(devices).values({
+            organizationId: orgId,
+            unitId: unit.id,
+            deviceEui: input.deviceEui,
+            battery: input.battery ?? null,
+            createdAt: clock.now()
+          }).returning()
+          return row!
+        })
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new ConflictError(`a device with EUI "${input.deviceEui}" already exists`, 'DUPLICATE_DEVICE_EUI')
+        }
+        throw err
+      }
+    },
+
+    async listDevices (orgId: string, filter: { unitId?: string } = {}): Promise<Device[]> {
+      await assertOrganization(db, orgId)
+      const where: SQL[] = [eq(devices.organizationId, orgId)]
+      if (filter.unitId) where.push(eq(devices.unitId, filter.unitId))
+      return db.select().from(devices).where(and(...where)).orderBy(asc(devices.deviceEui))
+    }
+  }
+}
+export type ManagementService = ReturnType<typeof createManagementService>
+
+async function assertOrganization (tx: DbOrTx, orgId: string): Promise<void> {
+  const [row] = await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, orgId))
+  if (!row) throw new NotFoundError('organization')
+}
+
+function assertThresholds (tempMin: number, tempMax: number): void {
+  if (tempMin >= tempMax) throw new ValidationError(`tempMin (${tempMin}) must be lower than tempMax (${tempMax})`)
+}
+
+// Temperatures are stored as numeric(6,2): compare what will be stored, not what was sent.
+function round2 (n: number): number {
+  return Math.round(n * 100) / 100
+}
+
+/** URL-safe slug from a display name; names without any latin letter or digit get a random one. */
+export function slugify (name: string): string {
+  const slug = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '')
+  return slug || `org-${randomBytes(4).toString('hex')}`
+}
+
+// Drizzle wraps driver errors (DrizzleQueryError); the SQLSTATE sits somewhere on the cause chain.
+function isUniqueViolation (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === '23505') return true
+  }
+  return false
+}

@@ -1,0 +1,24 @@
+/**
+ * Raw-SQL values come back as text on node-postgres (drizzle keeps timestamps and numerics raw) and
+ * partly typed on PGlite: these normalise both.
+ */
+export function asDate (v: unknown): Date {
+  if (v instanceof Date) return v
+  if (typeof v === 'number') return new Date(v)
+  // '2024-05-01 10:00:00.123+00' → ISO 8601 ('+00' → '+00:00').
+  const iso = String(v).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')
+  return new Date(iso)
+}
+
+export function asDateOrNull (v: unknown): Date | null {
+  return v === null || v === undefined ? null : asDate(v)
+}
+
+export function asNumberOrNull (v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v)
+}
+
+/** A timestamptz parameter: ISO text cast in SQL, identical on both drivers. */
+export function iso (d: Date): string {
+  return d.toISOString()
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { io as connectClient, type Socket } from 'socket.io-client'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { App } from '../../src/app.js'
+import { createTokenService } from '../../src/features/auth/tokens.js'
+import type { ChangeEvent, UnitUpdatePayload } from '../../src/features/events/types.js'
+import { bearer, buildTestApp } from '../helpers/app.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+
+const orgA = randomUUID()
+const orgB = randomUUID()
+
+function unitUpdate (organizationId: string, unitId = randomUUID()): ChangeEvent & { payload: UnitUpdatePayload } {
+  return {
+    name: 'unitUpdate',
+    payload: { organizationId, unitId, state: 'too_hot', previousState: 'normal', lastTemperature: 9.5, lastReadingAt: '2025-03-01T08:00:00.000Z' }
+  }
+}
+
+const urlOf = (app: App) => `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+const tokenOf = (app: App, orgs: string[]) => bearer(app, Object.fromEntries(orgs.map((o) => [o, 'viewer']))).authorization.slice(7)
+
+/** A client that has either connected (resolves) or been refused (rejects with the connect_error). */
+function open (clients: Socket[], url: string, auth: Record<string, unknown>): Promise<Socket> {
+  const socket = connectClient(url, { auth, transports: ['websocket'], reconnection: false, forceNew: true })
+  clients.push(socket)
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket))
+    socket.once('connect_error', reject)
+  })
+}
+
+/** Records every unitUpdate a client receives and lets a test wait for one unit's event. */
+function record (socket: Socket) {
+  const received: UnitUpdatePayload[] = []
+  const waiters: Array<() => void> = []
+  socket.on('unitUpdate', (p: UnitUpdatePayload) => {
+    received.push(p)
+    for (const w of waiters.splice(0)) w()
+  })
+  return {
+    received,
+    async waitFor (unitId: string, timeoutMs = 5000): Promise<UnitUpdatePayload> {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const hit = received.find((p) => p.unitId === unitId)
+        if (hit) return hit
+        if (Date.now() > deadline) throw new Error(`no unitUpdate for ${unitId} within ${timeoutMs} ms`)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100)
+          waiters.push(() => { clearTimeout(timer); resolve() })
+        })
+      }
+    }
+  }
+}
+
+describe('realtime: Socket.io rooms per organization', () => {
+  let database: TestDatabase
+  let app: App
+  let url: string
+  let clients: Socket[] = []
+
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    app = await buildTestApp({ database })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    url = urlOf(app)
+  })
+  afterEach(() => {
+    for (const c of clients) c.close()
+    clients = []
+  })
+  afterAll(async () => {
+    await app?.close()
+    expect(app?.server.listening ?? false).toBe(false)
+    await database?.drop()
+  })
+
+  it('delivers an organization\'s events to its members and nobody else\'s', async () => {
+    const client = record(await open(clients, url, { token: tokenOf(app, [orgA]) }))
+    const first = unitUpdate(orgA)
+    await app.events.publish([first])
+    expect(await client.waitFor(first.payload.unitId)).toEqual(first.payload)
+
+    // B's event goes out before A's marker on the same connection: had it been delivered, it would be here by now.
+    const foreign = unitUpdate(orgB)
+    const marker = unitUpdate(orgA)
+    await app.events.publish([foreign])
+    await app.events.publish([marker])
+    await client.waitFor(marker.payload.unitId)
+    expect(client.received.map((p) => p.organizationId)).toEqual([orgA, orgA])
+    expect(client.received.map((p) => p.unitId)).toEqual([first.payload.unitId, marker.payload.unitId])
+  })
+
+  it('joins a token with two organizations to both rooms', async () => {
+    const client = record(await open(clients, url, { token: tokenOf(app, [orgA, orgB]) }))
+    const a = unitUpdate(orgA)
+    const b = unitUpdate(orgB)
+    await app.events.publish([a, b])
+    expect(await client.waitFor(a.payload.unitId)).toEqual(a.payload)
+    expect(await client.waitFor(b.payload.unitId)).toEqual(b.payload)
+  })
+
+  it.each([
+    ['no token', {}],
+    ['an empty token', { token: '' }],
+    ['a token that is not a JWT', { token: 'not-a-jwt' }],
+    ['a token signed with another secret', { token: createTokenService('another-secret-another-secret-0123456789').sign({ sub: 'x', orgs: { [orgA]: 'owner' } }) }],
+    ['an expired token', { token: 'expired' }]
+  ])('refuses %s with connect_error "unauthorized"', async (_case, auth) => {
+    const token = auth.token === 'expired' ? app.tokens.sign({ sub: 'x', orgs: { [orgA]: 'owner' } }, -1000) : auth.token
+    const refused = open(clients, url, token === undefined ? {} : { token })
+    await expect(refused).rejects.toThrow('unauthorized')
+    expect(clients.at(-1)?.connected).toBe(false)
+  })
+})
+
+describe('realtime across instances (Redis adapter)', () => {
+  let database: TestDatabase
+  const apps: App[] = []
+  let clients: Socket[] = []
+
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    for (let i = 0; i < 2; i++) {
+      const app = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      apps.push(app)
+    }
+  })
+  afterAll(async () => {
+    for (const c of clients) c.close()
+    clients = []
+    for (const app of apps) await app.close()
+    await database?.drop()
+  })
+
+  it('delivers an event published on one instance to clients of the other, and only to its organization', async () => {
+    const [one, two] = apps as [App, App]
+    const member = record(await open(clients, urlOf(one), { token: tokenOf(one, [orgA]) }))
+    const stranger = record(await open(clients, urlOf(one), { token: tokenOf(one, [orgB]) }))
+
+    // The adapter's Redis subscription starts in the background: resend until the first one lands.
+    const deadline = Date.now() + 10_000
+    let delivered: string | undefined
+    while (!delivered) {
+      const probe = unitUpdate(orgA)
+      await two.events.publish([probe])
+      try {
+        await member.waitFor(probe.payload.unitId, 200)
+        delivered = probe.payload.unitId
+      } catch (err) {
+        if (Date.now() > deadline) throw err
+      }
+    }
+
+    const event = unitUpdate(orgA)
+    await two.events.publish([event])
+    expect(await member.waitFor(event.payload.unitId)).toEqual(event.payload)
+    const marker = unitUpdate(orgB)
+    await two.events.publish([marker])
+    await stranger.waitFor(marker.payload.unitId)
+    expect(stranger.received.every((p) => p.organizationId === orgB)).toBe(true)
+    expect(member.received.every((p) => p.organizationId === orgA)).toBe(true)
+  })
+})
