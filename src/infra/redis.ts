@@ -25,8 +25,9 @@ export function createRedisInfra (opts: { url: string, commandTimeoutMs: number,
     'cache-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
     'io-pub': { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs },
     'io-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
-    // BullMQ producer: fail fast so ingestion can fall back to a synchronous write.
-    queue: { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: Math.max(opts.commandTimeoutMs, 1000) },
+    // BullMQ producer: BullMQ sends its start-up commands before 'ready', so they may queue; ingestion
+    // itself only enqueues while the connection is ready, under a timeout, and falls back to inline work.
+    queue: { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: Math.max(opts.commandTimeoutMs, 1000) },
     // BullMQ worker: blocking commands, BullMQ requires maxRetriesPerRequest: null.
     worker: { enableOfflineQueue: true, maxRetriesPerRequest: null }
   }
