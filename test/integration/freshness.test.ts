@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { io, type Socket } from 'socket.io-client'
+import type { App } from '../../src/app.js'
+import { bearer, buildTestApp } from '../helpers/app.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
+import { sharedRedisUrl, waitFor } from '../helpers/redis.js'
+
+/**
+ * SPEC §5's promise, end to end: a real socket.io-client that refetches as soon as it receives an event
+ * gets the post-change data — on the instance that made the change and on another one.
+ */
+describe('fresh after every event', () => {
+  let db: TestDatabase
+  let one: App
+  let two: App
+  let base1: string
+  let base2: string
+  let f: OrgFixture
+  const sockets: Socket[] = []
+
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    const env = { REDIS_URL: sharedRedisUrl }
+    one = await buildTestApp({ database: db, env })
+    two = await buildTestApp({ database: db, env })
+    base1 = await one.listen({ port: 0, host: '127.0.0.1' })
+    base2 = await two.listen({ port: 0, host: '127.0.0.1' })
+    await waitFor(() => one.cache.isAvailable() && two.cache.isAvailable(), 5000, 'caches ready')
+    f = await createOrgFixture(db.db, { units: 1, tempMin: 2, tempMax: 8 })
+  })
+  afterAll(async () => {
+    for (const s of sockets) s.disconnect()
+    await one?.cache.invalidatePattern(`dashboard:*:org:${f?.org.id}*`)
+    await one?.close()
+    await two?.close()
+    await db?.drop()
+  })
+
+  async function connect (base: string): Promise<Socket> {
+    const s = io(base, { auth: { token: one.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } }) }, transports: ['websocket'] })
+    sockets.push(s)
+    await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('connect_error', reject) })
+    return s
+  }
+  const auth = () => bearer(one, { [f.org.id]: 'viewer' })
+  const getJson = async (base: string, path: string) => {
+    const res = await fetch(base + path, { headers: auth() })
+    expect(res.status).toBe(200)
+    return { body: await res.json() as Record<string, number>, cache: res.headers.get('x-cache') }
+  }
+  let minute = 0
+  const start = Date.now() - 300 * 60_000
+  async function ingest (temperature: number) {
+    minute++
+    const res = await fetch(`${base1}/api/ingest/readings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': f.apiKey },
+      body: JSON.stringify({ readings: [{ deviceEui: f.devices[0]!.deviceEui, temperature, recordedAt: new Date(start + minute * 60_000).toISOString() }] })
+    })
+    expect(res.status).toBe(202)
+  }
+
+  /**
+   * Alternates excursions and recoveries. Before each change every endpoint is read (so the caches of
+   * both instances hold the pre-change value); on each event the client refetches at once and must see
+   * what the event announced.
+   */
+  async function flipAndCheck (reader: string, rounds: number) {
+    const socket = await connect(reader)
+    const unitsPath = `/api/orgs/${f.org.id}/dashboard/units/status`
+    const alertsPath = `/api/orgs/${f.org.id}/dashboard/alerts/count`
+    const checks: Array<Promise<void>> = []
+    let stale = 0
+    socket.on('unitUpdate', (e: { state: string }) => {
+      checks.push(getJson(reader, unitsPath).then(({ body }) => {
+        if (body.too_hot !== (e.state === 'too_hot' ? 1 : 0)) stale++
+      }))
+    })
+    socket.on('alertCreated', () => { checks.push(getJson(reader, alertsPath).then(({ body }) => { if (body.unresolved !== 1) stale++ })) })
+    socket.on('alertResolved', () => { checks.push(getJson(reader, alertsPath).then(({ body }) => { if (body.unresolved !== 0) stale++ })) })
+    let events = 0
+    socket.onAny(() => { events++ })
+    for (let i = 0; i < rounds; i++) {
+      for (const base of [base1, base2]) {
+        await getJson(base, unitsPath)
+        await getJson(base, alertsPath)
+      }
+      const before = events
+      await ingest(i % 2 === 0 ? 12 : 5)
+      // unitUpdate + alertCreated, or unitUpdate + alertResolved
+      await waitFor(() => events >= before + 2, 5000, `events of round ${i}`)
+    }
+    await Promise.all(checks)
+    socket.disconnect()
+    return { stale, checks: checks.length }
+  }
+
+  it('a client on the writing instance reads post-change data 100 times in a row', async () => {
+    const r = await flipAndCheck(base1, 100)
+    expect(r.checks).toBe(200)
+    expect(r.stale).toBe(0)
+  })
+
+  it('a change made through instance 1 reaches a client on instance 2, whose refetch from instance 2 is fresh', async () => {
+    const r = await flipAndCheck(base2, 100)
+    expect(r.checks).toBe(200)
+    expect(r.stale).toBe(0)
+    const final = await getJson(base2, `/api/orgs/${f.org.id}/dashboard/units/status`)
+    expect(final.cache).toBe('hit')
+  })
+})
