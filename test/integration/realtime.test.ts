@@ -103,15 +103,16 @@ describe('realtime: Socket.io rooms per organization', () => {
     expect(await client.waitFor(b.payload.unitId)).toEqual(b.payload)
   })
 
-  it.each([
-    ['no token', {}],
-    ['an empty token', { token: '' }],
-    ['a token that is not a JWT', { token: 'not-a-jwt' }],
-    ['a token signed with another secret', { token: createTokenService('another-secret-another-secret-0123456789').sign({ sub: 'x', orgs: { [orgA]: 'owner' } }) }],
-    ['an expired token', { token: 'expired' }]
+  it.each<[string, (app: App) => Record<string, unknown>]>([
+    ['no token', () => ({})],
+    ['an empty token', () => ({ token: '' })],
+    ['a token that is not a JWT', () => ({ token: 'not-a-jwt' })],
+    ['a token signed with another secret', () => ({
+      token: createTokenService('another-secret-another-secret-0123456789').sign({ sub: 'x', orgs: { [orgA]: 'owner' } })
+    })],
+    ['an expired token', (app) => ({ token: app.tokens.sign({ sub: 'x', orgs: { [orgA]: 'owner' } }, -1000) })]
   ])('refuses %s with connect_error "unauthorized"', async (_case, auth) => {
-    const token = auth.token === 'expired' ? app.tokens.sign({ sub: 'x', orgs: { [orgA]: 'owner' } }, -1000) : auth.token
-    const refused = open(clients, url, token === undefined ? {} : { token })
+    const refused = open(clients, url, auth(app))
     await expect(refused).rejects.toThrow('unauthorized')
     expect(clients.at(-1)?.connected).toBe(false)
   })

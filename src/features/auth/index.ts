@@ -32,7 +32,8 @@ export function routeAuthMode (url: string, configured: AuthMode | undefined): A
 
 /**
  * Authentication in onRequest (401, and 429 once an address has failed too often), authorization on
- * the route's :orgId in preHandler, after params are validated (403). Every /api route is guarded
+ * the route's :orgId in preValidation, before the body is validated, so a stranger learns nothing of the
+ * schema (403); a malformed id of a member's organization is still a 400. Every /api route is guarded
  * unless it opts out, so a new route cannot forget its guard.
  */
 export default fp(async function authPlugin (app, opts: { jwtSecret: string }) {
@@ -72,7 +73,7 @@ export default fp(async function authPlugin (app, opts: { jwtSecret: string }) {
     req.apiKey = row
   })
 
-  app.addHook('preHandler', async (req) => {
+  app.addHook('preValidation', async (req) => {
     const cfg = req.routeOptions.config
     if (routeAuthMode(req.routeOptions.url ?? req.url, cfg.auth) !== 'jwt') return
     const principal = req.principal

@@ -21,6 +21,7 @@ export default fp(async function dashboardPlugin (app) {
   const cache = createDashboardCache({ cache: app.cache, queries, metrics: app.metrics, log: app.log, publisher, subscriber })
   app.decorate('dashboard', { queries, cache })
   app.events.beforeEmit((orgId, events) => cache.onEvents(orgId, events))
+  app.events.onInvalidateOrg((orgId) => cache.invalidateOrg(orgId))
   await app.register(dashboardRoutes, { cache })
   app.addHook('onClose', async () => { cache.close() })
 }, { name: 'dashboard', dependencies: ['core', 'auth', 'cache'] })

@@ -4,6 +4,8 @@ import type { ChangeEvent } from './types.js'
 /** Runs after the database commit and before the emit; the cache's invalidation is one. */
 export type BeforeEmitHook = (organizationId: string, events: ChangeEvent[]) => Promise<void>
 export type Emitter = (event: ChangeEvent) => void
+/** Drops everything cached for an organization (a change that has no event of its own). */
+export type OrgInvalidator = (organizationId: string) => Promise<void>
 
 /**
  * The one path every committed change takes to the outside: invalidate, then emit (D3).
@@ -14,10 +16,25 @@ export function createEventPublisher (opts: { log: FastifyBaseLogger }) {
   const log = opts.log.child({ component: 'events' })
   const hooks: BeforeEmitHook[] = []
   const emitters: Emitter[] = []
+  const invalidators: OrgInvalidator[] = []
 
   return {
     beforeEmit (hook: BeforeEmitHook) { hooks.push(hook) },
     onEmit (emitter: Emitter) { emitters.push(emitter) },
+    onInvalidateOrg (fn: OrgInvalidator) { invalidators.push(fn) },
+    /**
+     * For committed changes that no event announces (a unit or device created, a site added, a unit
+     * renamed): the organization's cached dashboard is dropped. Never throws.
+     */
+    async invalidateOrg (organizationId: string): Promise<void> {
+      for (const fn of invalidators) {
+        try {
+          await fn(organizationId)
+        } catch (err) {
+          log.error({ err, organizationId }, 'organization invalidation failed')
+        }
+      }
+    },
     /** Publishes committed changes: grouped per organization, hooks first, then every emitter. */
     async publish (events: ChangeEvent[]): Promise<void> {
       if (events.length === 0) return

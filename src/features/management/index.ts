@@ -14,7 +14,8 @@ export default fp(async function managementPlugin (app) {
     db: app.db,
     clock: app.clock,
     // Looked up per call so the service never holds a stale reference to the monitoring decorator.
-    monitoring: { reevaluateUnit: (orgId, unitId) => app.monitoring.reevaluateUnit(orgId, unitId) }
+    monitoring: { reevaluateUnit: (orgId, unitId) => app.monitoring.reevaluateUnit(orgId, unitId) },
+    invalidateOrg: (orgId) => app.events.invalidateOrg(orgId)
   })
   app.decorate('management', service)
   orgRoutes(app, service)

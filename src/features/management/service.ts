@@ -14,13 +14,15 @@ export interface ManagementOptions {
   clock: Clock
   /** Recomputes a unit's state after its thresholds or isActive changed (the monitoring service). */
   monitoring: { reevaluateUnit (orgId: string, unitId: string): Promise<void> }
+  /** Drops the organization's cached dashboard after a committed write that no event announces. */
+  invalidateOrg: (orgId: string) => Promise<void>
 }
 
 /**
  * Organizations, sites, units and devices. Every write is one transaction and returns the row it wrote;
  * ids that do not exist in the organization are NotFoundError, never a foreign-key 500.
  */
-export function createManagementService ({ db, clock, monitoring }: ManagementOptions) {
+export function createManagementService ({ db, clock, monitoring, invalidateOrg }: ManagementOptions) {
   async function unitInOrg (tx: DbOrTx, orgId: string, unitId: string, lock = false): Promise<Unit> {
     const query = tx.select().from(units).where(and(eq(units.id, unitId), eq(units.organizationId, orgId)))
     const [row] = lock ? await query.for('update') : await query
@@ -43,12 +45,14 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
     },
 
     async createSite (orgId: string, input: { name: string }): Promise<Site> {
-      return db.transaction(async (tx) => {
+      const site = await db.transaction(async (tx) => {
         await assertOrganization(tx, orgId)
         const [row] = await tx.insert(sites)
           .values({ organizationId: orgId, name: input.name.trim(), createdAt: clock.now() }).returning()
         return row!
       })
+      await invalidateOrg(orgId)
+      return site
     },
 
     async listSites (orgId: string): Promise<Site[]> {
@@ -60,7 +64,7 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
       const tempMin = round2(input.tempMin)
       const tempMax = round2(input.tempMax)
       assertThresholds(tempMin, tempMax)
-      return db.transaction(async (tx) => {
+      const unit = await db.transaction(async (tx) => {
         await assertOrganization(tx, orgId)
         const [site] = await tx.select({ id: sites.id }).from(sites)
           .where(and(eq(sites.id, input.siteId), eq(sites.organizationId, orgId)))
@@ -79,6 +83,8 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
         }).returning()
         return row!
       })
+      await invalidateOrg(orgId)
+      return unit
     },
 
     async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } = {}): Promise<Unit[]> {
@@ -111,6 +117,8 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
         const changed = tempMin !== current.tempMin || tempMax !== current.tempMax || isActive !== current.isActive
         return { row: updated!, reevaluate: changed }
       })
+      // Thresholds also change compliance and trend alarm states, which no event announces.
+      await invalidateOrg(orgId)
       if (!reevaluate) return row
       await monitoring.reevaluateUnit(orgId, unitId)
       return unitInOrg(db, orgId, unitId)
@@ -118,7 +126,7 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
 
     async createDevice (orgId: string, input: CreateDeviceInput): Promise<Device> {
       try {
-        return await db.transaction(async (tx) => {
+        const device = await db.transaction(async (tx) => {
           await assertOrganization(tx, orgId)
           const unit = await unitInOrg(tx, orgId, input.unitId)
           const [row] = await tx.insert(devices).values({
@@ -130,6 +138,8 @@ export function createManagementService ({ db, clock, monitoring }: ManagementOp
           }).returning()
           return row!
         })
+        await invalidateOrg(orgId)
+        return device
       } catch (err) {
         if (isUniqueViolation(err)) {
           throw new ConflictError(`a device with EUI "${input.deviceEui}" already exists`, 'DUPLICATE_DEVICE_EUI')

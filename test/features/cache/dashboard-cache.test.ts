@@ -204,6 +204,31 @@ describe('dashboard cache-aside over HTTP (real Redis and PostgreSQL)', () => {
     expect(typeof body.checks.redis.maxmemoryPolicy === 'string' || body.checks.redis.maxmemoryPolicy === null).toBe(true)
   })
 
+  it('a management write (a new unit, a new device) drops the organization\'s cached counts', async () => {
+    const manager = bearer(app, { [b.org.id]: 'manager' })
+    const before = (await get(b, urls(b).units_status)).json().total
+    expect((await get(b, urls(b).units_status)).headers['x-cache']).toBe('hit')
+    const created = await app.inject({
+      method: 'POST',
+      url: `/api/orgs/${b.org.id}/units`,
+      headers: manager,
+      payload: { siteId: b.site.id, name: 'Extra', unitType: 'freezer', tempMin: -25, tempMax: -15 }
+    })
+    expect(created.statusCode).toBe(201)
+    const after = await get(b, urls(b).units_status)
+    expect(after.headers['x-cache']).toBe('miss')
+    expect(after.json().total).toBe(before + 1)
+    const devicesBefore = (await get(b, urls(b).devices_online)).json().total
+    const device = await app.inject({
+      method: 'POST',
+      url: `/api/orgs/${b.org.id}/devices`,
+      headers: manager,
+      payload: { unitId: created.json().id, deviceEui: `eui-extra-${b.org.id}` }
+    })
+    expect(device.statusCode).toBe(201)
+    expect((await get(b, urls(b).devices_online)).json().total).toBe(devicesBefore + 1)
+  })
+
   it('alert count fixture sanity: an open critical alert is counted', async () => {
     await db.db.insert(alerts).values({ organizationId: a.org.id, unitId: a.units[2]!.id, type: 'temperature_excursion', severity: 'critical', triggerTemperature: 9, threshold: 'temp_max' })
     await app.events.publish([{ name: 'alertCreated', payload: { organizationId: a.org.id, alertId: a.units[2]!.id, unitId: a.units[2]!.id, type: 'temperature_excursion', severity: 'critical', status: 'active' } }])
