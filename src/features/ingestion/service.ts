@@ -1,4 +1,4 @@
-import { inArray, sql } from 'drizzle-orm'
+import { asc, inArray, sql } from 'drizzle-orm'
 import { devices, sensorReadings } from '../../db/schema.js'
 import { AppError, ValidationError } from '../../errors.js'
 import type { Db, Tx } from '../../infra/postgres.js'
@@ -100,6 +100,8 @@ async function updateBatteries (tx: Tx, readings: ReadingInput[], times: Date[],
     if (!seen || at > seen.at) newest.set(id, { battery: r.battery, at })
   })
   if (newest.size === 0) return
+  // Lock in id order first: two batches touching the same devices must not deadlock each other.
+  await tx.select({ id: devices.id }).from(devices).where(inArray(devices.id, [...newest.keys()])).orderBy(asc(devices.id)).for('update')
   const values = sql.join([...newest].map(([id, v]) =>
     sql`(${id}::uuid, ${v.battery}::int, ${v.at.toISOString()}::timestamptz)`), sql`, `)
   await tx.execute(sql`
