@@ -22,7 +22,7 @@ describe('fresh after every event', () => {
   beforeAll(async () => {
     db = await createTestDatabase()
     const env = { REDIS_URL: sharedRedisUrl }
-    one = await buildTestApp({ database: db, env })
+    one = await buildTestApp({ database: db, env, worker: true })
     two = await buildTestApp({ database: db, env })
     base1 = await one.listen({ port: 0, host: '127.0.0.1' })
     base2 = await two.listen({ port: 0, host: '127.0.0.1' })
@@ -90,6 +90,8 @@ describe('fresh after every event', () => {
       await ingest(i % 2 === 0 ? 12 : 5)
       // unitUpdate + alertCreated, or unitUpdate + alertResolved
       await waitFor(() => events >= before + 2, 5000, `events of round ${i}`)
+      // The refetches belong to this change: let them finish before the next change is made.
+      await Promise.all(checks)
     }
     await Promise.all(checks)
     socket.disconnect()
@@ -109,4 +111,72 @@ describe('fresh after every event', () => {
     const final = await getJson(base2, `/api/orgs/${f.org.id}/dashboard/units/status`)
     expect(final.cache).toBe('hit')
   })
+
+  it('two instances, a writer flipping units, clients reading the other instance: zero stale reads over 1,000 events', async () => {
+    const g = await createOrgFixture(db.db, { units: 2, tempMin: 2, tempMax: 8 })
+    const token = one.tokens.sign({ sub: 'viewer', orgs: { [g.org.id]: 'viewer' } })
+    const headers = { authorization: `Bearer ${token}` }
+    const read = async (base: string, path: string) => (await (await fetch(`${base}/api/orgs/${g.org.id}${path}`, { headers })).json()) as Record<string, any>
+    const state = new Map<string, string>(g.units.map((u) => [u.id, 'normal']))
+    const open = new Map<string, boolean>(g.units.map((u) => [u.id, false]))
+    let events = 0
+    let stale = 0
+    let checked = 0
+    const checks: Array<Promise<void>> = []
+    const clients = await Promise.all([base1, base2].map(async (base) => {
+      const s = io(base, { auth: { token }, transports: ['websocket'] })
+      sockets.push(s)
+      await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('connect_error', reject) })
+      return s
+    }))
+    // Each client reads the affected endpoints from the *other* instance.
+    clients.forEach((socket, i) => {
+      const other = i === 0 ? base2 : base1
+      const verify = (ok: boolean) => { checked++; if (!ok) stale++ }
+      socket.on('unitUpdate', (e: { unitId: string, state: string }) => {
+        if (i === 0) { state.set(e.unitId, e.state); events++ }
+        const hot = [...state.values()].filter((v) => v === 'too_hot').length
+        checks.push((async () => {
+          verify((await read(other, '/dashboard/units/status')).too_hot === hot)
+          verify((await read(other, '/dashboard')).unitCounts.too_hot === hot)
+        })())
+      })
+      for (const name of ['alertCreated', 'alertResolved']) {
+        socket.on(name, (e: { unitId: string }) => {
+          if (i === 0) { open.set(e.unitId, name === 'alertCreated'); events++ }
+          const unresolved = [...open.values()].filter(Boolean).length
+          const mine = open.get(e.unitId) ? 1 : 0
+          checks.push((async () => {
+            verify((await read(other, '/dashboard/alerts/count')).unresolved === unresolved)
+            verify((await read(other, `/dashboard/alerts/count?unitId=${e.unitId}`)).unresolved === mine)
+            verify((await read(other, '/dashboard')).alertCounts.unresolved === unresolved)
+          })())
+        })
+      }
+    })
+    const t0 = Date.now() - 23 * 3600_000
+    for (let round = 0; events < 1000; round++) {
+      const unit = round % 2
+      const temperature = Math.floor(round / 2) % 2 === 0 ? 12 : 5
+      for (const base of [base1, base2]) {
+        await read(base, '/dashboard/units/status')
+        await read(base, '/dashboard/alerts/count')
+        await read(base, '/dashboard')
+      }
+      const before = events
+      const res = await fetch(`${base1}/api/ingest/readings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': g.apiKey },
+        body: JSON.stringify({ readings: [{ deviceEui: g.devices[unit]!.deviceEui, temperature, recordedAt: new Date(t0 + round * 60_000).toISOString() }] })
+      })
+      expect(res.status).toBe(202)
+      await waitFor(() => events >= before + 2, 5000, `events of round ${round}`)
+      await waitFor(() => checks.length >= (events * 2), 5000, 'both clients got the events')
+      await Promise.all(checks)
+    }
+    for (const s of clients) s.disconnect()
+    expect(events).toBeGreaterThanOrEqual(1000)
+    expect(checked).toBeGreaterThanOrEqual(events * 2 * 2)
+    expect(stale).toBe(0)
+  }, 180_000)
 })

@@ -48,11 +48,19 @@ export function ingestionRoutes (fastify: FastifyInstance, service: IngestionSer
     const stored = await service.storeReadings(orgId, req.body.readings)
     app.metrics.readingsIngested.inc(stored.accepted)
     app.metrics.readingsDuplicate.inc(stored.duplicates)
-    try {
-      await app.monitoring.processUnits(orgId, stored.unitIds)
-    } catch (err) {
-      // The batch is durable; the unit's next batch (or a retry of this one) catches its state up.
-      log.error({ err, organizationId: orgId }, 'readings stored but not processed')
+    // The readings are durable now. Their evaluation (state, alerts, events) goes to the queue; when
+    // the queue cannot take it, it runs here, so an accepted reading is always evaluated.
+    const job = { organizationId: orgId, unitIds: stored.unitIds }
+    if (stored.unitIds.length > 0 && app.queue && await app.queue.enqueue(job)) {
+      app.metrics.ingestionPath.inc({ path: 'queue' })
+    } else {
+      app.metrics.ingestionPath.inc({ path: 'inline' })
+      try {
+        await app.monitoring.processUnits(orgId, stored.unitIds)
+      } catch (err) {
+        // Still durable; the unit's next batch (or the next job) catches its state up.
+        log.error({ err, organizationId: orgId }, 'readings stored but not processed')
+      }
     }
     return reply.code(202).send({ accepted: stored.accepted, duplicates: stored.duplicates })
   })
