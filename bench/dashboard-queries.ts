@@ -2,10 +2,13 @@
  * Times the dashboard queries and the compliance report on one organization with 1,000 units and 24 h of
  * 1-minute readings (1.44 M rows), and prints their EXPLAIN (ANALYZE, BUFFERS) plans and a JSON summary.
  *
- *   npx tsx bench/dashboard-queries.ts [--keep] [--runs 20] [--units 1000] [--minutes 1440] [--url postgres://…]
+ *   npx tsx bench/dashboard-queries.ts [--keep] [--runs 20] [--units 1000] [--minutes 1440] [--history-hours 0]
+ *                                      [--url postgres://postgres@127.0.0.1:5432/postgres]
  *
  * Creates (drop + create) the database cb_bench_queries on the server, migrates it like production, loads it with
- * server-side INSERT … SELECT, and drops it at the end unless --keep.
+ * server-side INSERT … SELECT, and drops it at the end unless --keep. --history-hours adds older readings before
+ * the 24 h window, as a table holding more than one day has. A last phase tries the index that docs/database.md
+ * proposes for the trends (unit_id, recorded_at) INCLUDE (temperature).
  */
 import os from 'node:os'
 import { parseArgs } from 'node:util'
@@ -23,12 +26,14 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '20' },
     units: { type: 'string', default: '1000' },
     minutes: { type: 'string', default: '1440' },
+    'history-hours': { type: 'string', default: '0' },
     url: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' }
   }
 })
 const RUNS = Number(args.runs)
 const UNITS = Number(args.units)
 const MINUTES = Number(args.minutes)
+const TOTAL_MINUTES = MINUTES + 60 * Number(args['history-hours'])
 const DB_NAME = 'cb_bench_queries'
 const adminUrl = args.url
 const benchUrl = (() => { const u = new URL(adminUrl); u.pathname = `/${DB_NAME}`; return u.toString() })()
@@ -87,9 +92,9 @@ async function load (db: Db, end: Date): Promise<string> {
     select u.organization_id, u.id, d.id,
       round(((u.temp_min + u.temp_max) / 2 + (u.temp_max - u.temp_min) / 2 * 0.9 * sin(m / 90.0 + u.phase)
         + (random() - 0.5) * 1.5)::numeric, 2),
-      ${end.toISOString()}::timestamptz - make_interval(mins => ${MINUTES} - m),
-      ${end.toISOString()}::timestamptz - make_interval(mins => ${MINUTES} - m) + interval '2 seconds'
-    from generate_series(1, ${MINUTES}) m
+      ${end.toISOString()}::timestamptz - make_interval(mins => ${TOTAL_MINUTES} - m),
+      ${end.toISOString()}::timestamptz - make_interval(mins => ${TOTAL_MINUTES} - m) + interval '2 seconds'
+    from generate_series(1, ${TOTAL_MINUTES}) m
     cross join (select id, organization_id, temp_min, temp_max, (abs(hashtext(id::text)) % 628) / 100.0 as phase
       from units where organization_id = ${orgId}) u
     join devices d on d.unit_id = u.id
@@ -134,7 +139,9 @@ async function timeAll (database: Database, orgId: string, unitIds: string[], en
     alertsCountUnit: await measure((i) => q.alertsCount(orgId, unit(i))),
     devicesOnline: await measure(() => q.devicesOnline(orgId)),
     temperatureTrends: await measure((i) => q.temperatureTrends(orgId, unit(i))),
+    compliancePercentage: await measure(() => q.compliancePercentage(orgId)),
     stats: await measure(() => q.stats(orgId)),
+    statsGivenCompliance: await measure(() => q.stats(orgId, { compliancePercentage: 99.5 })),
     complianceReport24h: await measure(() => reports.compliance(orgId))
   }
 }
@@ -148,14 +155,13 @@ async function main (): Promise<void> {
   await admin(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`)
   await admin(`CREATE DATABASE ${DB_NAME}`)
   const database = await createDatabase({ databaseUrl: benchUrl, dataDir: '.coldboard-bench', poolMax: 4 })
-  let jitOff: Database | undefined
   try {
     await timed('migrate', () => database.migrate())
     const db = database.db
     // The load must not race an autovacuum: the first timings are "right after a burst of inserts".
     await db.execute(sql`alter table sensor_readings set (autovacuum_enabled = false)`)
     const end = new Date(Math.floor(Date.now() / 60_000) * 60_000)
-    const orgId = await timed(`load ${UNITS} units, ${UNITS * MINUTES} readings`, () => load(db, end))
+    const orgId = await timed(`load ${UNITS} units, ${UNITS * TOTAL_MINUTES} readings`, () => load(db, end))
     await timed('analyze', () => db.execute(sql`analyze`))
     const unitIds = (await rows<{ id: string }>(db, sql`select id from units where organization_id = ${orgId} and is_active order by id`)).map((r) => r.id)
 
@@ -170,15 +176,10 @@ async function main (): Promise<void> {
     const afterAnalyze = await timeAll(database, orgId, unitIds, end)
     printTable('After ANALYZE only (visibility map not yet set: index-only scans visit the heap)', afterAnalyze)
 
-    await timed('vacuum (analyze)', () => db.execute(sql`vacuum (analyze) sensor_readings`))
+    await timed('vacuum (analyze)', () => db.execute(sql`vacuum (analyze)`))
     await db.execute(sql`alter table sensor_readings reset (autovacuum_enabled)`)
     const afterVacuum = await timeAll(database, orgId, unitIds, end)
     printTable('After VACUUM (steady state: autovacuum keeps the visibility map of an insert-only table set)', afterVacuum)
-
-    // jit=off for the session: the compliance aggregate crosses jit_above_cost, and compiling costs more than it saves.
-    jitOff = await createDatabase({ databaseUrl: `${benchUrl}?options=${encodeURIComponent('-c jit=off')}`, dataDir: '.coldboard-bench', poolMax: 4 })
-    const withoutJit = await timeAll(jitOff, orgId, unitIds, end)
-    printTable('After VACUUM, jit = off', withoutJit)
 
     const w = dashboardWindow(end)
     const sampleUnit = unitIds[0]!
@@ -188,28 +189,40 @@ async function main (): Promise<void> {
       alertsCountUnit: dashboardSql.alertsCount(orgId, sampleUnit),
       devicesOnline: dashboardSql.devicesOnline(orgId),
       temperatureTrends: dashboardSql.temperatureTrends(orgId, sampleUnit, w),
+      compliancePercentage: dashboardSql.compliance(orgId, w),
       stats: dashboardSql.stats(orgId, w),
+      statsGivenCompliance: dashboardSql.stats(orgId, null),
       complianceReport24h: complianceReportSql(orgId, new Date(end.getTime() - 24 * 3600_000).toISOString(), end.toISOString())
     }
     for (const [name, query] of Object.entries(plans)) {
-      console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) ${name} (jit on)\n\`\`\`\n${await explain(db, query)}\n\`\`\``)
+      console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) ${name}\n\`\`\`\n${await explain(db, query)}\n\`\`\``)
     }
-    for (const name of ['stats', 'complianceReport24h'] as const) {
-      console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) ${name} (jit off)\n\`\`\`\n${await explain(jitOff.db, plans[name]!)}\n\`\`\``)
+
+    // The proposed index: the trend of one unit becomes an index-only scan instead of one heap page per reading.
+    await timed('create index (unit_id, recorded_at) include (temperature)', () => db.execute(sql`
+      create index sensor_readings_unit_recorded_temp_idx on sensor_readings (unit_id, recorded_at) include (temperature)`))
+    await db.execute(sql`drop index sensor_readings_unit_recorded_idx`)
+    await db.execute(sql`vacuum (analyze) sensor_readings`)
+    const q = createDashboardQueries({ db, clock: manualClock(end) })
+    const proposed = {
+      temperatureTrends: await measure((i) => q.temperatureTrends(orgId, unitIds[(i * 37) % unitIds.length]!))
     }
+    printTable('With the proposed index (unit_id, recorded_at) INCLUDE (temperature) in place of (unit_id, recorded_at)', proposed)
+    const [size] = await rows<{ mb: number }>(db, sql`select round(pg_relation_size('sensor_readings_unit_recorded_temp_idx') / 1048576.0)::int as mb`)
+    console.log(`\nproposed index size: ${size!.mb} MB`)
+    console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) temperatureTrends with the proposed index\n\`\`\`\n${await explain(db, plans.temperatureTrends!)}\n\`\`\``)
 
     console.log('\n## Summary\n```json')
     console.log(JSON.stringify({
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAvg: os.loadavg().map((l) => Math.round(l * 100) / 100) },
       postgres: { version: info!.version, settings: Object.fromEntries(settings.map((s) => [s.name, s.setting])) },
-      dataset: { units: UNITS, minutes: MINUTES, readings: UNITS * MINUTES, tableMb: info!.table_mb, indexes: info!.indexes },
+      dataset: { units: UNITS, windowMinutes: MINUTES, readings: UNITS * TOTAL_MINUTES, tableMb: info!.table_mb, indexes: info!.indexes },
       runsPerQuery: RUNS,
-      timingsMs: { afterAnalyze, afterVacuum, afterVacuumJitOff: withoutJit }
+      timingsMs: { afterAnalyze, afterVacuum, proposedTrendsIndex: proposed }
     }, null, 2))
     console.log('```')
   } finally {
-    await jitOff?.close()
     await database.close()
     if (!args.keep) await admin(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`)
     else log(`kept ${benchUrl}`)

@@ -68,7 +68,7 @@ export function planWindow (nowMs: number, hours: number, intervalSeconds: numbe
  */
 export function planOrganization (index: number, opts: PlanOptions, win: Window, fixed?: { name: string, slug: string }): OrgPlan {
   const rng = createRng(deriveSeed(opts.seed, 0x0a, index))
-  const name = fixed?.name ?? orgName(index, deriveSeed(opts.seed) % 300)
+  const name = fixed?.name ?? orgName(index, deriveSeed(opts.seed))
   const slug = fixed?.slug ?? `${slugify(name)}-${randomBytes(3).toString('hex')}`
   const siteCount = Math.max(1, Math.min(opts.units, opts.sites ?? rng.int(1, 3)))
   const sites = siteNamesFor(siteCount, rng)
@@ -120,7 +120,7 @@ function planFailure (r1: number, r2: number, direction: 'hot' | 'cold', confirm
   const short = r1 < 0.35 && confirmMinutes > 3
   const minutes = short
     ? 2 + r2 * (confirmMinutes - 3)
-    : Math.min(confirmMinutes + 2 + r2 * 140, Math.max(1, windowMin * 0.6))
+    : Math.min(confirmMinutes + 2 + r2 * 140, Math.max(1, windowMin * 0.3))
   const back = Math.floor(minutes * MIN / win.intervalMs)
   return { direction, fromIndex: Math.max(0, win.perUnit - 1 - back), excess: 0.8 + r2 * 3 }
 }

@@ -24,28 +24,80 @@ export interface TypeProfile {
 
 export const profiles: Record<UnitType, TypeProfile> = {
   fridge: {
-    label: 'Fridge', tempMin: 2, tempMax: 8, weight: 35, noise: 0.12, drift: [0.2, 0.6], cycle: [0.2, 0.4],
-    doorsPerHour: [0.3, 0.9], doorRise: [1, 4.5], failures: ['hot', 'hot', 'hot', 'cold']
+    label: 'Fridge',
+    tempMin: 2,
+    tempMax: 8,
+    weight: 35,
+    noise: 0.12,
+    drift: [0.2, 0.6],
+    cycle: [0.2, 0.4],
+    doorsPerHour: [0.3, 0.9],
+    doorRise: [0.6, 3.1],
+    failures: ['hot', 'hot', 'hot', 'cold']
   },
   freezer: {
-    label: 'Freezer', tempMin: -25, tempMax: -15, weight: 20, noise: 0.25, drift: [0.3, 0.8], cycle: [0.4, 0.8],
-    doorsPerHour: [0.1, 0.4], doorRise: [1.5, 4.5], defrostEveryHours: [6, 8], defrostRise: [2.5, 5.5], failures: ['hot']
+    label: 'Freezer',
+    tempMin: -25,
+    tempMax: -15,
+    weight: 20,
+    noise: 0.25,
+    drift: [0.3, 0.8],
+    cycle: [0.4, 0.8],
+    doorsPerHour: [0.1, 0.4],
+    doorRise: [1.5, 4.5],
+    defrostEveryHours: [6, 8],
+    defrostRise: [2, 4.8],
+    failures: ['hot']
   },
   walk_in_cooler: {
-    label: 'Walk-in Cooler', tempMin: 1, tempMax: 5, weight: 15, noise: 0.1, drift: [0.15, 0.35], cycle: [0.15, 0.3],
-    doorsPerHour: [0.8, 2], doorRise: [0.6, 2.5], failures: ['hot', 'hot', 'cold']
+    label: 'Walk-in Cooler',
+    tempMin: 1,
+    tempMax: 5,
+    weight: 15,
+    noise: 0.1,
+    drift: [0.15, 0.35],
+    cycle: [0.15, 0.3],
+    doorsPerHour: [0.8, 2],
+    doorRise: [0.4, 1.6],
+    failures: ['hot', 'hot', 'cold']
   },
   walk_in_freezer: {
-    label: 'Walk-in Freezer', tempMin: -25, tempMax: -18, weight: 10, noise: 0.2, drift: [0.2, 0.5], cycle: [0.3, 0.5],
-    doorsPerHour: [0.4, 1], doorRise: [1, 3.5], defrostEveryHours: [6, 8], defrostRise: [1.5, 3.5], failures: ['hot']
+    label: 'Walk-in Freezer',
+    tempMin: -25,
+    tempMax: -18,
+    weight: 10,
+    noise: 0.2,
+    drift: [0.2, 0.5],
+    cycle: [0.3, 0.5],
+    doorsPerHour: [0.4, 1],
+    doorRise: [0.6, 2.5],
+    defrostEveryHours: [6, 8],
+    defrostRise: [1.5, 3.5],
+    failures: ['hot']
   },
   display_case: {
-    label: 'Display Case', tempMin: 0, tempMax: 5, weight: 15, noise: 0.15, drift: [0.15, 0.4], cycle: [0.2, 0.35],
-    doorsPerHour: [1, 2.5], doorRise: [0.5, 2.8], failures: ['hot', 'cold']
+    label: 'Display Case',
+    tempMin: 0,
+    tempMax: 5,
+    weight: 15,
+    noise: 0.15,
+    drift: [0.15, 0.4],
+    cycle: [0.2, 0.35],
+    doorsPerHour: [1, 2.5],
+    doorRise: [0.3, 1.8],
+    failures: ['hot', 'cold']
   },
   blast_chiller: {
-    label: 'Blast Chiller', tempMin: -40, tempMax: 3, weight: 5, noise: 0.4, drift: [0.5, 1.5], cycle: [0.5, 1],
-    doorsPerHour: [0.1, 0.3], doorRise: [6, 22], failures: ['hot']
+    label: 'Blast Chiller',
+    tempMin: -40,
+    tempMax: 3,
+    weight: 5,
+    noise: 0.4,
+    drift: [0.5, 1.5],
+    cycle: [0.5, 1],
+    doorsPerHour: [0.1, 0.3],
+    doorRise: [6, 22],
+    failures: ['hot']
   }
 }
 

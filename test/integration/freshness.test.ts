@@ -155,7 +155,8 @@ describe('fresh after every event', () => {
       }
     })
     const t0 = Date.now() - 23 * 3600_000
-    for (let round = 0; events < 1000; round++) {
+    for (let round = 0; ; round++) {
+      if (events >= 1000) break
       const unit = round % 2
       const temperature = Math.floor(round / 2) % 2 === 0 ? 12 : 5
       for (const base of [base1, base2]) {

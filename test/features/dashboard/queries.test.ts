@@ -3,8 +3,8 @@ import { eq, inArray } from 'drizzle-orm'
 import { alerts, devices, sensorReadings, sites, units, type UnitState } from '../../../src/db/schema.js'
 import type { Database, Db } from '../../../src/infra/postgres.js'
 import { manualClock } from '../../../src/lib/clock.js'
-import { createDashboardQueries } from '../../../src/features/dashboard/queries.js'
-import type { AlertCounts, DashboardQueries, TrendPoint } from '../../../src/features/dashboard/types.js'
+import { createDashboardQueries, type DashboardQueryService } from '../../../src/features/dashboard/queries.js'
+import type { AlertCounts, TrendPoint } from '../../../src/features/dashboard/types.js'
 import { backends, disposeDatabase } from '../../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
 
@@ -88,7 +88,7 @@ for (const backend of backends) {
   describe(`dashboard queries on ${backend.name}`, () => {
     let database: Database & { drop?: () => Promise<void> }
     let db: Db
-    let queries: DashboardQueries
+    let queries: DashboardQueryService
     let a: OrgFixture
     let b: OrgFixture
     let unitsById: Map<string, UnitInfo>
@@ -201,6 +201,13 @@ for (const backend of backends) {
       // The readings are a mix of both sides, so the figure is neither 0 nor 100.
       expect(stats.compliancePercentage).toBeGreaterThan(0)
       expect(stats.compliancePercentage).toBeLessThan(100)
+      expect(await queries.compliancePercentage(a.org.id)).toBe(stats.compliancePercentage)
+      expect(await queries.compliancePercentage(b.org.id)).toBe(0)
+    })
+
+    it('takes a known compliance figure instead of scanning the readings again', async () => {
+      const full = await queries.stats(a.org.id)
+      expect(await queries.stats(a.org.id, { compliancePercentage: 42.5 })).toEqual({ ...full, compliancePercentage: 42.5 })
     })
 
     it('reports 100 % compliance and zero counts for an organization without readings or units', async () => {
