@@ -30,7 +30,8 @@ function gate () {
 function instance (db: TestDatabase, connections: Redis[], opts: { subscribe?: boolean } = {}) {
   const metrics: Metrics = createMetrics()
   const conn = new Redis(sharedRedisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-  const sub = opts.subscribe === false ? null : new Redis(sharedRedisUrl)
+  const subName = `cb-test-sub-${Math.random().toString(36).slice(2)}`
+  const sub = opts.subscribe === false ? null : new Redis(sharedRedisUrl, { connectionName: subName })
   connections.push(conn, ...(sub ? [sub] : []))
   const real = createDashboardQueries({ db: db.db, clock: systemClock })
   let hold: ReturnType<typeof gate> | null = null
@@ -47,7 +48,7 @@ function instance (db: TestDatabase, connections: Redis[], opts: { subscribe?: b
   const cache = createCacheService({ redis: conn, ttlSeconds: 60, metrics, log })
   const dc = createDashboardCache({ cache, queries, metrics, log, publisher: conn, subscriber: sub })
   const loads = async () => (await metrics.dbLoad.get()).values.find((v) => v.labels.query_type === 'units_status')?.value ?? 0
-  return { dc, cache, metrics, loads, holdNextLoad: () => { hold = gate(); return hold } }
+  return { dc, cache, metrics, loads, sub, subName, holdNextLoad: () => { hold = gate(); return hold } }
 }
 
 describe('fenced writes and single-flight across an invalidation', () => {
@@ -137,6 +138,26 @@ describe('fenced writes and single-flight across an invalidation', () => {
     expect(hot(await late)).toBe(1) // the joined load was fenced, so the joiner loaded again
     const stored = await admin.get(dashboardKey(entry()))
     if (stored) expect((JSON.parse(stored) as UnitCounts).too_hot).toBe(1)
+  })
+
+  it('drops every load in flight when the subscriber loses its connection (messages may have been missed)', async () => {
+    await reset()
+    const before = await i2.loads()
+    const g = i2.holdNextLoad()
+    const early = i2.dc.read(entry())
+    await g.reached
+    const list = await admin.client('LIST') as string
+    const line = list.split('\n').find((l) => l.includes(`name=${i2.subName}`))
+    const id = /\bid=(\d+)/.exec(line ?? '')?.[1]
+    expect(id).toBeDefined()
+    const closed = new Promise<void>((resolve) => i2.sub!.once('close', () => resolve()))
+    await admin.client('KILL', 'ID', id!)
+    await closed
+    const late = i2.dc.read(entry()) // must not join the load from before the disconnection
+    g.open()
+    await Promise.all([early, late])
+    expect(await i2.loads() - before).toBe(2)
+    await waitFor(() => i2.sub!.status === 'ready', 5000, 'subscriber back')
   })
 
   it('coalesces a burst of invalidations for one organization into few script calls, each caller covered', async () => {
