@@ -27,6 +27,7 @@ import dashboardPlugin from './features/dashboard/index.js'
 import reportsPlugin from './features/reports/index.js'
 import sweeperPlugin from './features/sweeper/index.js'
 import healthPlugin from './features/health/index.js'
+import webPlugin from './features/web/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -122,6 +123,8 @@ export async function buildApp (opts: BuildOptions) {
   await app.register(reportsPlugin)
   await app.register(sweeperPlugin, { timer: opts.sweeper ?? false })
   await app.register(healthPlugin)
+  // 5. The dashboard page at / (web/dist, built by `npm run build`).
+  await app.register(webPlugin)
 
   return app
 }
