@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the PostgreSQL and Redis that the tests use are running on 127.0.0.1 (5432, 6379):
-# starts them when installed but stopped, installs them with apt-get (as root) when missing.
+# Makes sure what the tests need is here: PostgreSQL and Redis running on 127.0.0.1 (5432, 6379),
+# started when installed but stopped, installed with apt-get (as root) when missing; Debian's Chromium
+# (browser test) and Prometheus (promtool, scrape test) installed when missing.
 # Override the targets with TEST_DATABASE_URL / TEST_REDIS_URL to use servers of your own.
 set -euo pipefail
 
@@ -36,4 +37,7 @@ if [ -z "${TEST_DATABASE_URL:-}" ] && ! pg_ok; then
   # A fresh cluster asks for a password over TCP: give postgres the one the tests use by default.
   as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 fi
-log "PostgreSQL and Redis are up"
+# The browser test drives Debian's Chromium; the deployment test runs promtool and Prometheus.
+command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || { log "installing chromium (browser test)"; apt_install chromium; }
+command -v promtool >/dev/null || { log "installing prometheus (alert rules and scrape test)"; apt_install prometheus; }
+log "PostgreSQL, Redis, Chromium and Prometheus are ready"
