@@ -166,4 +166,24 @@ describe('realtime across instances (Redis adapter)', () => {
     expect(stranger.received.every((p) => p.organizationId === orgB)).toBe(true)
     expect(member.received.every((p) => p.organizationId === orgA)).toBe(true)
   })
+
+  it('closing one instance (a rolling deploy) leaves the clients of the other connected', async () => {
+    const [one] = apps as [App, App]
+    const client = await open(clients, urlOf(one), { token: tokenOf(one, [orgA]) })
+    const reasons: string[] = []
+    client.on('disconnect', (reason) => reasons.push(reason))
+    const third = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
+    await third.listen({ port: 0, host: '127.0.0.1' })
+    const own = await open(clients, urlOf(third), { token: tokenOf(third, [orgA]) })
+    const ownGone = new Promise<string>((resolve) => own.once('disconnect', resolve))
+    await third.close()
+    expect(await ownGone).toBe('io server disconnect')
+    // A broadcast disconnect would have reached this client by now: the other instance's own did.
+    const probe = unitUpdate(orgA)
+    const got = record(client)
+    await one.events.publish([probe])
+    await got.waitFor(probe.payload.unitId)
+    expect(client.connected).toBe(true)
+    expect(reasons).toEqual([])
+  })
 })

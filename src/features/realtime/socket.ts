@@ -51,7 +51,9 @@ export function createRealtime (opts: {
     async close () {
       if (closed) return
       closed = true
-      io.disconnectSockets(true)
+      // `local`: with the Redis adapter a plain disconnectSockets() is broadcast to every instance, so
+      // stopping one instance (a rolling deploy) would drop every client of all of them.
+      io.local.disconnectSockets(true)
       io.engine.close()
       await Promise.resolve(io.of('/').adapter.close())
       log.debug('socket.io closed')
