@@ -10,6 +10,12 @@ export async function startServer (opts: BuildOptions & { port?: number, host?: 
     else app.log.info({ signal }, 'shutting down')
     await app.close()
   })
-  const address = await app.listen({ port: opts.port ?? opts.config.PORT, host: opts.host ?? opts.config.HOST })
-  return { app, address }
+  try {
+    const address = await app.listen({ port: opts.port ?? opts.config.PORT, host: opts.host ?? opts.config.HOST })
+    return { app, address }
+  } catch (err) {
+    // e.g. the port is taken: release the database and Redis so the process can exit with the error.
+    await app.close()
+    throw err
+  }
 }

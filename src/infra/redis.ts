@@ -56,7 +56,16 @@ export function createRedisInfra (opts: { url: string, commandTimeoutMs: number,
       if (closed) return
       closed = true
       await Promise.all(connections.map(async (c) => {
-        try { await c.quit() } catch { c.disconnect() }
+        // QUIT needs a live connection; one that is down (or never came up) would wait forever.
+        if (c.status !== 'ready') { c.disconnect(); return }
+        let timer: NodeJS.Timeout | undefined
+        try {
+          await Promise.race([c.quit(), new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('quit timed out')), 1000) })])
+        } catch {
+          c.disconnect()
+        } finally {
+          clearTimeout(timer)
+        }
       }))
     }
   }

@@ -28,6 +28,8 @@ export async function buildTestApp (opts: TestAppOptions): Promise<App> {
     QUEUE_PREFIX: `cbtest${randomBytes(4).toString('hex')}`,
     RATE_LIMIT_MAX: '100000',
     AUTH_FAILURE_LIMIT: '100000',
+    // Generous for a loaded CI machine; the fault tests set their own short timeout.
+    REDIS_COMMAND_TIMEOUT_MS: '1000',
     ...(opts.env?.REDIS_URL ? {} : { REDIS_DISABLED: 'true' }),
     ...opts.env
   }

@@ -89,7 +89,7 @@ describe('fresh after every event', () => {
       const before = events
       await ingest(i % 2 === 0 ? 12 : 5)
       // unitUpdate + alertCreated, or unitUpdate + alertResolved
-      await waitFor(() => events >= before + 2, 5000, `events of round ${i}`)
+      await waitFor(() => events >= before + 2, 15_000, `events of round ${i}`)
       // The refetches belong to this change: let them finish before the next change is made.
       await Promise.all(checks)
     }
@@ -171,8 +171,8 @@ describe('fresh after every event', () => {
         body: JSON.stringify({ readings: [{ deviceEui: g.devices[unit]!.deviceEui, temperature, recordedAt: new Date(t0 + round * 60_000).toISOString() }] })
       })
       expect(res.status).toBe(202)
-      await waitFor(() => events >= before + 2, 5000, `events of round ${round}`)
-      await waitFor(() => checks.length >= (events * 2), 5000, 'both clients got the events')
+      await waitFor(() => events >= before + 2, 15_000, `events of round ${round}`)
+      await waitFor(() => checks.length >= (events * 2), 15_000, 'both clients got the events')
       await Promise.all(checks)
     }
     for (const s of clients) s.disconnect()
