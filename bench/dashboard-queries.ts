@@ -34,6 +34,12 @@ const RUNS = Number(args.runs)
 const UNITS = Number(args.units)
 const MINUTES = Number(args.minutes)
 const TOTAL_MINUTES = MINUTES + 60 * Number(args['history-hours'])
+for (const [name, value] of Object.entries({ runs: RUNS, units: UNITS, minutes: MINUTES, 'history-hours': TOTAL_MINUTES - MINUTES })) {
+  if (!Number.isInteger(value) || value < 0 || (name !== 'history-hours' && value === 0)) {
+    console.error(`--${name} must be a positive integer`)
+    process.exit(2)
+  }
+}
 const DB_NAME = 'cb_bench_queries'
 const adminUrl = args.url
 const benchUrl = (() => { const u = new URL(adminUrl); u.pathname = `/${DB_NAME}`; return u.toString() })()
