@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Metrics } from '../../infra/metrics.js'
-import { ORG_WIDE_FIELD, dashboardKey, generationKey, scopeField, unitIndexKey, type Entry } from './keys.js'
+import { ORG_WIDE_FIELD, complianceKey, dashboardKey, generationKey, scopeField, unitIndexKey, type Entry } from './keys.js'
 
 // Store only if neither the entry's fence token nor the organization-wide one moved since the load began
 // (issue 4 §1): a load that straddles an invalidation can never write back what it read before the change.
@@ -146,6 +146,7 @@ export function createCacheService (opts: {
       if (!redis || redis.status !== 'ready') throw new Error('cache unavailable')
       const token = randomBytes(9).toString('base64url')
       const keys = [generationKey(orgId), unitIndexKey(orgId), ...new Set(entries.map(dashboardKey))]
+      if (orgWide) keys.push(complianceKey(orgId))
       const fields = [...new Set(entries.map(scopeField))]
       const end = metrics.cacheLatency.startTimer({ operation: 'invalidate' })
       try {

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Metrics } from '../../infra/metrics.js'
-import type { DashboardQueries } from '../dashboard/types.js'
+import type { DashboardQueryService } from '../dashboard/queries.js'
 import type { ChangeEvent } from '../events/types.js'
 import type { CacheService } from './cache-service.js'
-import { dashboardKey, entriesForEvent, orgLevelEntries, type Entry } from './keys.js'
+import { complianceKey, dashboardKey, entriesForEvent, orgLevelEntries, type Entry } from './keys.js'
 
 export const INVALIDATION_CHANNEL = 'cache:invalidate'
 
@@ -29,7 +29,7 @@ interface Batch extends PendingInvalidation { waiters: Array<() => void>, starte
  */
 export function createDashboardCache (opts: {
   cache: CacheService
-  queries: DashboardQueries
+  queries: DashboardQueryService
   metrics: Metrics
   log: FastifyBaseLogger
   /** Connection for PUBLISH (the cache's own). */
@@ -47,11 +47,38 @@ export function createDashboardCache (opts: {
   let retryTimer: NodeJS.Timeout | null = null
   let closed = false
 
+  const complianceFlights = new Map<string, Promise<number>>()
+
+  /** The overview's compliance figure: from its own TTL-only entry, else computed (once per instance) and stored. */
+  async function compliance (orgId: string): Promise<number> {
+    const key = complianceKey(orgId)
+    const raw = cache.isAvailable() ? await cache.getRaw(key) : undefined
+    if (typeof raw === 'string' && Number.isFinite(Number(raw))) return Number(raw)
+    let flight = complianceFlights.get(orgId)
+    if (!flight) {
+      flight = (async () => {
+        metrics.dbLoad.inc({ query_type: 'stats' })
+        const end = metrics.dbLoadSeconds.startTimer({ query_type: 'stats' })
+        try {
+          const value = await queries.compliancePercentage(orgId)
+          if (cache.isAvailable()) await cache.set(key, value)
+          return value
+        } finally {
+          end()
+        }
+      })().finally(() => complianceFlights.delete(orgId))
+      complianceFlights.set(orgId, flight)
+    }
+    return flight
+  }
+
   async function load (e: Entry): Promise<string | null> {
     metrics.dbLoad.inc({ query_type: e.queryType })
     const end = metrics.dbLoadSeconds.startTimer({ query_type: e.queryType })
     try {
-      const value = await runQuery(queries, e)
+      const value = e.queryType === 'stats'
+        ? await queries.stats(e.orgId, { compliancePercentage: await compliance(e.orgId) })
+        : await runQuery(queries, e)
       return value === null ? null : JSON.stringify(value)
     } finally {
       end()
@@ -238,7 +265,7 @@ export function createDashboardCache (opts: {
 }
 export type DashboardCache = ReturnType<typeof createDashboardCache>
 
-function runQuery (q: DashboardQueries, e: Entry): Promise<unknown> {
+function runQuery (q: DashboardQueryService, e: Entry): Promise<unknown> {
   switch (e.queryType) {
     case 'units_status': return q.unitsStatus(e.orgId)
     case 'alerts_count': return q.alertsCount(e.orgId, e.unitId)

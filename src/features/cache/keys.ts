@@ -36,6 +36,16 @@ export function unitIndexKey (orgId: string): string {
   return `dashboard:idx:org:${orgId.toLowerCase()}`
 }
 
+/**
+ * The overview's compliance figure, cached on its own: SPEC §5 lets it be up to CACHE_TTL_SECONDS old,
+ * and it is the one expensive part of the overview (a scan of 24 h of readings). No event invalidates it,
+ * so an event only costs the overview its cheap counts; an organization-wide invalidation drops it.
+ */
+export function complianceKey (orgId: string): string {
+  if (!uuidRe.test(orgId)) throw new Error(`cache key needs an organization id, got "${orgId}"`)
+  return `dashboard:stats:compliance:org:${orgId.toLowerCase()}`
+}
+
 /** The field of the generation hash that fences an entry. */
 export function scopeField (e: Entry): string {
   return e.unitId ? `${e.queryType}:${e.unitId.toLowerCase()}` : e.queryType

@@ -2,11 +2,11 @@ import fp from 'fastify-plugin'
 import { createDashboardCache, type DashboardCache } from '../cache/dashboard-cache.js'
 import { createDashboardQueries } from './queries.js'
 import { dashboardRoutes } from './routes.js'
-import type { DashboardQueries } from './types.js'
+import type { DashboardQueryService } from './queries.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    dashboard: { queries: DashboardQueries, cache: DashboardCache }
+    dashboard: { queries: DashboardQueryService, cache: DashboardCache }
   }
 }
 

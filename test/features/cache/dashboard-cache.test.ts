@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
 import { alerts, units } from '../../../src/db/schema.js'
-import { dashboardKey, generationKey, type Entry } from '../../../src/features/cache/keys.js'
+import { complianceKey, dashboardKey, generationKey, type Entry } from '../../../src/features/cache/keys.js'
 import type { ChangeEvent } from '../../../src/features/events/types.js'
 import { bearer, buildTestApp } from '../../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
@@ -227,6 +227,23 @@ describe('dashboard cache-aside over HTTP (real Redis and PostgreSQL)', () => {
     })
     expect(device.statusCode).toBe(201)
     expect((await get(b, urls(b).devices_online)).json().total).toBe(devicesBefore + 1)
+  })
+
+  it('an event reloads the overview\'s counts but not its compliance figure, which lives by TTL alone', async () => {
+    const loads = async () => (await app.metrics.dbLoad.get()).values.find((v) => v.labels.query_type === 'stats')?.value ?? 0
+    const first = await get(a, urls(a).stats)
+    expect(first.headers['x-cache']).toBe('miss')
+    const ttl = await redis.ttl(complianceKey(a.org.id))
+    expect(ttl).toBeGreaterThan(50)
+    expect(ttl).toBeLessThanOrEqual(60)
+    const before = await loads()
+    await app.events.publish([{ name: 'unitUpdate', payload: { organizationId: a.org.id, unitId: a.units[0]!.id, state: 'normal', previousState: 'normal', lastTemperature: 5, lastReadingAt: null } }])
+    const again = await get(a, urls(a).stats)
+    expect(again.headers['x-cache']).toBe('miss')
+    expect(await loads() - before).toBe(1) // the counts; compliance came from its own entry
+    expect(again.json().compliancePercentage).toBe(first.json().compliancePercentage)
+    await app.dashboard.cache.invalidateOrg(a.org.id) // an organization-wide invalidation drops it too
+    expect(await redis.exists(complianceKey(a.org.id))).toBe(0)
   })
 
   it('alert count fixture sanity: an open critical alert is counted', async () => {

@@ -8,7 +8,8 @@ import { createCacheService } from '../../../src/features/cache/cache-service.js
 import { createDashboardCache } from '../../../src/features/cache/dashboard-cache.js'
 import { dashboardKey, generationKey } from '../../../src/features/cache/keys.js'
 import { createDashboardQueries } from '../../../src/features/dashboard/queries.js'
-import type { DashboardQueries, UnitCounts } from '../../../src/features/dashboard/types.js'
+import type { UnitCounts } from '../../../src/features/dashboard/types.js'
+import type { DashboardQueryService } from '../../../src/features/dashboard/queries.js'
 import { systemClock } from '../../../src/lib/clock.js'
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
@@ -35,7 +36,7 @@ function instance (db: TestDatabase, connections: Redis[], opts: { subscribe?: b
   connections.push(conn, ...(sub ? [sub] : []))
   const real = createDashboardQueries({ db: db.db, clock: systemClock })
   let hold: ReturnType<typeof gate> | null = null
-  const queries: DashboardQueries = {
+  const queries: DashboardQueryService = {
     ...real,
     async unitsStatus (orgId: string): Promise<UnitCounts> {
       const value = await real.unitsStatus(orgId)
