@@ -75,9 +75,9 @@ export const sensorReadings = pgTable('sensor_readings', {
   receivedAt: ts('received_at').notNull().defaultNow()
 }, (t) => [
   // Idempotent ingestion: one row per (device, recorded_at).
-  uniqueIndex('sensor_readings_device_recorded_uq').on(t.deviceId, t.recordedAt),
-  // Trends and state catch-up: one unit's readings in time order.
-  index('sensor_readings_unit_recorded_idx').on(t.unitId, t.recordedAt)
+  uniqueIndex('sensor_readings_device_recorded_uq').on(t.deviceId, t.recordedAt)
+  // Trends and state catch-up: sensor_readings_unit_recorded_cov (unit_id, recorded_at) INCLUDE (temperature),
+  // an index-only scan for one unit's day (migration 0002).
   // Compliance: sensor_readings_org_recorded_cov (organization_id, recorded_at) INCLUDE (unit_id, temperature),
   // created in a custom migration because drizzle-kit cannot express INCLUDE.
 ])

@@ -38,7 +38,8 @@ export interface DatabaseOptions {
 /** pg when a URL is given, otherwise embedded PGlite in `<dataDir>/data`. */
 export async function createDatabase (opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10 })
+    // JIT compilation costs 100 ms–2 s on the larger dashboard and report scans and never pays off for them.
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10, options: '-c jit=off' })
     // An idle client error (server restart) must not crash the process; the next query reconnects.
     pool.on('error', () => {})
     const db = drizzlePg(pool, { schema }) as unknown as Db
