@@ -7,13 +7,14 @@ commands:
   serve [--port N] [--no-worker]   API + Socket.io (+ queue worker and sweeper unless --no-worker)
   worker                           queue worker and offline sweeper only
   migrate                          apply database migrations (DATABASE_URL, or the embedded database)
-  seed --orgs N --units M --hours H --interval-seconds S
+  seed --orgs N --units M --hours H --interval-seconds S [--sites K] [--seed n]
                                    write a realistic dataset, print the organization ids
   token --org <id>[:role] ... [--admin] [--ttl 12h] [--sub name]
                                    print a JWT (role: viewer | manager | owner, default viewer)
   api-key create --org <id> [--name n]
                                    print a new device API key (shown once)
-  demo [--port N]                  embedded database, seeded demo organization, live simulated readings
+  demo [--port N] [--interval S] [--verbose]
+                                   embedded database, seeded demo organization, live simulated readings
   simulate                         drive a running coldboard like real clients (see docs/PERFORMANCE.md)
   bench [--out DIR]                run the benchmarks and write a report
 `
