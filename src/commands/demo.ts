@@ -10,6 +10,7 @@ import type { Clock } from '../lib/clock.js'
 import { startServer } from '../server.js'
 import { seedDataset } from '../tools/dataset.js'
 import { createLiveSimulator, type SimulatedDevice } from '../tools/live-simulator.js'
+import { resolveDemoRedis } from '../tools/demo-redis.js'
 
 export const DEMO_SLUG = 'demo'
 
@@ -25,7 +26,17 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
   if (cfg.DATABASE_URL) log('demo: uses its own embedded database; DATABASE_URL is ignored')
   // The JWT secret stays in the main data folder, so `coldboard token` signs tokens this server accepts.
   const jwtSecret = resolveJwtSecret(cfg.JWT_SECRET, cfg.DATA_DIR, (file) => log(`demo: generated a JWT secret in ${file}`))
-  const demoConfig: Config = { ...cfg, DATABASE_URL: undefined, DATA_DIR: path.join(cfg.DATA_DIR, 'demo'), JWT_SECRET: jwtSecret }
+  const redis = await resolveDemoRedis(cfg.redis?.url ?? null)
+  if (redis.kind === 'none') log(`demo: running without the Redis cache (${redis.reason}); dashboards come straight from the database`)
+  if (redis.kind === 'private') log(`demo: no Redis at ${cfg.redis?.url}; started a private redis-server at ${redis.url}`)
+  const demoConfig: Config = {
+    ...cfg,
+    DATABASE_URL: undefined,
+    DATA_DIR: path.join(cfg.DATA_DIR, 'demo'),
+    JWT_SECRET: jwtSecret,
+    REDIS_DISABLED: redis.kind === 'none',
+    redis: redis.kind === 'none' ? null : { url: redis.url }
+  }
 
   const { app } = await startServer({
     config: demoConfig,
@@ -62,8 +73,9 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
   const manager = app.tokens.sign({ sub: 'demo-manager', orgs: { [orgId]: 'manager' } }, ttl)
   const base = `http://localhost:${port}`
   process.stdout.write([
-    `coldboard demo running (embedded database in ${path.resolve(demoConfig.DATA_DIR)}; Ctrl-C to stop)`,
-    `dashboard: ${base}/`,
+    `coldboard demo running (embedded database in ${path.resolve(demoConfig.DATA_DIR)}, ${redis.kind === 'none' ? 'no cache' : `Redis cache at ${redis.url}`}; Ctrl-C to stop)`,
+    'open the dashboard (signed in as a manager of the demo organization):',
+    `dashboard: ${base}/#token=${manager}&org=${orgId}`,
     `api docs: ${base}/docs`,
     `dashboard api: ${base}/api/orgs/${orgId}/dashboard`,
     `health: ${base}/health`,

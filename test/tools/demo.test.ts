@@ -42,8 +42,8 @@ interface DemoRun {
   exited: Promise<number | null>
 }
 
-function startDemo (dataDir: string, port: number): DemoRun {
-  const env: Record<string, string | undefined> = { ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: `cbdemo${randomBytes(4).toString('hex')}`, NODE_ENV: 'test' }
+function startDemo (dataDir: string, port: number, extraEnv: Record<string, string> = {}): DemoRun {
+  const env: Record<string, string | undefined> = { ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: `cbdemo${randomBytes(4).toString('hex')}`, NODE_ENV: 'test', ...extraEnv }
   delete env.DATABASE_URL
   delete env.JWT_SECRET
   const child = spawn(process.execPath, ['bin/coldboard.js', 'demo', '--port', String(port), '--interval', '1'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -132,6 +132,21 @@ describe('coldboard demo (child process)', () => {
     const { orgId } = await ready(run)
     expect(orgId).toBe(first)
     expect(run.stderr()).toContain('reusing the demo organization')
+    expect(await stop(run)).toBe(0)
+  }, 120_000)
+
+  it('starts a private redis-server when no Redis answers, uses it as its cache, and stops it on exit', async () => {
+    const dead = await freePort()
+    const run = startDemo(dataDir, await freePort(), { REDIS_URL: `redis://127.0.0.1:${dead}` })
+    runs.push(run)
+    const { base, orgId, viewer } = await ready(run)
+    expect(run.stderr()).toMatch(/started a private redis-server at redis:\/\/127\.0\.0\.1:\d+/)
+    expect(run.stdout()).toMatch(/^dashboard: http:\/\/localhost:\d+\/#token=\S+&org=/m)
+    const health = await (await fetch(`${base}/health`)).json() as { checks: { redis: { ok: boolean } } }
+    expect(health.checks.redis.ok).toBe(true)
+    const headers = { authorization: `Bearer ${viewer}` }
+    await fetch(`${base}/api/orgs/${orgId}/dashboard/units/status`, { headers })
+    expect((await fetch(`${base}/api/orgs/${orgId}/dashboard/units/status`, { headers })).headers.get('x-cache')).toBe('hit')
     expect(await stop(run)).toBe(0)
   }, 120_000)
 })
