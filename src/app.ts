@@ -59,7 +59,8 @@ export async function buildApp (opts: BuildOptions) {
   const app = Fastify({
     ...(isLogger(loggerOpts) ? { loggerInstance: loggerOpts } : { logger: loggerOpts }),
     bodyLimit: 1024 * 1024,
-    trustProxy: true,
+    // A hop count is valid (proxy-addr); Fastify's types leave numbers out.
+    trustProxy: config.trustProxy as boolean | string[],
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 

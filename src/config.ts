@@ -24,6 +24,7 @@ export const envSchema = z.object({
   SWEEP_INTERVAL_SECONDS: intIn(1, 3600).default(30),
   CORS_ORIGINS: z.string().default(''),
   RATE_LIMIT_MAX: intIn(1, 10_000_000).default(600),
+  TRUST_PROXY: z.string().regex(/^(true|false|\d+|[0-9a-fA-F:.,/ ]+)$/, 'true, false, a hop count or a comma-separated list of addresses/CIDRs').default('false'),
   AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30)
 })
 
@@ -31,6 +32,8 @@ export type Env = z.infer<typeof envSchema>
 
 export interface Config extends Env {
   corsOrigins: string[] | boolean
+  /** Fastify's trustProxy: whose X-Forwarded-For to believe (client addresses drive rate limits). */
+  trustProxy: boolean | number | string[]
   redis: { url: string } | null
 }
 
@@ -57,8 +60,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production'])
   }
   const origins = cfg.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean)
+  const tp = cfg.TRUST_PROXY.trim()
+  const trustProxy = tp === 'true' ? true : tp === 'false' ? false : /^\d+$/.test(tp) ? Number(tp) : tp.split(',').map((x) => x.trim()).filter(Boolean)
   return {
     ...cfg,
+    trustProxy,
     corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
     redis: cfg.REDIS_DISABLED ? null : { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}` }
   }

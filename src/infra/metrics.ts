@@ -47,6 +47,18 @@ export function createMetrics (registry = new Registry(), opts: { defaultMetrics
     eventsEmitted: new Counter({ name: 'coldboard_events_emitted_total', help: 'Socket.io events emitted', labelNames: ['event'], registers: r }),
     redisUp: new Gauge({ name: 'coldboard_redis_up', help: '1 while the cache connection is ready', registers: r })
   }
+  // Every labelled series exists from the start at 0, so rates and ratios (the hit rate, the alert rules)
+  // are 0 rather than empty on an instance that has not seen that case yet.
+  for (const qt of queryTypes) {
+    metrics.cacheHit.inc({ query_type: qt }, 0)
+    metrics.cacheMiss.inc({ query_type: qt }, 0)
+    metrics.dbLoad.inc({ query_type: qt }, 0)
+    for (const reason of bypassReasons) metrics.cacheBypass.inc({ query_type: qt, reason }, 0)
+  }
+  for (const operation of cacheOperations) metrics.cacheError.inc({ operation }, 0)
   return metrics
 }
+
+export const bypassReasons = ['disabled', 'unavailable', 'error', 'pending_invalidation', 'refresh'] as const
+export const cacheOperations = ['get', 'set', 'delete', 'fence', 'invalidate', 'invalidate_pattern', 'health', 'corrupt'] as const
 export type Metrics = ReturnType<typeof createMetrics>

@@ -25,6 +25,9 @@ export interface Database {
   close (): Promise<void>
 }
 
+/** Advisory lock key for migrations ('cold' in ASCII). */
+const MIGRATION_LOCK = 0x636f6c64
+
 export const migrationsFolder = fileURLToPath(new URL('../db/migrations', import.meta.url))
 
 export interface DatabaseOptions {
@@ -47,7 +50,17 @@ export async function createDatabase (opts: DatabaseOptions): Promise<Database> 
     return {
       db,
       kind: 'pg',
-      migrate: () => migratePg(db as never, { migrationsFolder }),
+      // Serialised across processes (several instances starting at once) by a session advisory lock.
+      migrate: async () => {
+        const client = await pool.connect()
+        try {
+          await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
+          await migratePg(db as never, { migrationsFolder })
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {})
+          client.release()
+        }
+      },
       ping: async () => { await pool.query('select 1') },
       close: async () => { if (!closed) { closed = true; await pool.end() } }
     }

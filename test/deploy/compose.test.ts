@@ -211,7 +211,9 @@ describe('the load balancer (deploy/nginx/coldboard.conf)', () => {
       expect(body, where).toMatch(/proxy_set_header X-Forwarded-For \$remote_addr;/)
       expect(body, where).toMatch(/proxy_set_header Host \$host;/)
     }
-    expect(read('src/app.ts')).toMatch(/trustProxy: true/)
+    // …and the instances believe exactly that one hop (TRUST_PROXY), nobody else's header.
+    expect(read('src/app.ts')).toMatch(/trustProxy: config\.trustProxy/)
+    expect(read('deploy/docker-compose.yml')).toMatch(/TRUST_PROXY: \$\{TRUST_PROXY:-1\}/)
   })
 })
 
