@@ -28,7 +28,9 @@ const commands: Record<string, () => Promise<Handler>> = {
   seed: async () => (await import('./commands/seed.js')).seed,
   token: async () => (await import('./commands/token.js')).token,
   'api-key': async () => (await import('./commands/api-key.js')).apiKey,
-  demo: async () => (await import('./commands/demo.js')).demo
+  demo: async () => (await import('./commands/demo.js')).demo,
+  simulate: async () => (await import('./commands/simulate.js')).simulate,
+  bench: async () => (await import('./commands/bench.js')).bench
 }
 
 async function main (): Promise<void> {
