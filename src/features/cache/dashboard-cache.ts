@@ -96,8 +96,11 @@ export function createDashboardCache (opts: {
     const existing = flights.get(key)
     if (existing) {
       const r = await existing.promise
-      // Fenced: an invalidation landed during that load, possibly before this request joined it.
-      return r.fenced ? (await loadAndStore(e)).json : r.json
+      if (!r.fenced) return r.json
+      // Fenced: an invalidation landed during that load, possibly before this request joined it. Load
+      // again, together with the other joiners (one new flight, which starts after the invalidation).
+      if (flights.get(key) === existing) flights.delete(key)
+      return singleFlight(e, key)
     }
     const flight: Flight = { promise: loadAndStore(e) }
     flights.set(key, flight)

@@ -141,6 +141,21 @@ describe('fenced writes and single-flight across an invalidation', () => {
     if (stored) expect((JSON.parse(stored) as UnitCounts).too_hot).toBe(1)
   })
 
+  it('joiners of a fenced load reload together: one more PostgreSQL load, not one each', async () => {
+    await reset()
+    const before = await deaf.loads()
+    const g = deaf.holdNextLoad()
+    const early = deaf.dc.read(entry())
+    await g.reached
+    await setHot(1)
+    await i1.dc.invalidate(f.org.id, [entry()])
+    const late = Array.from({ length: 50 }, () => deaf.dc.read(entry()))
+    g.open()
+    expect(hot(await early)).toBe(0)
+    for (const r of await Promise.all(late)) expect(hot(r)).toBe(1)
+    expect(await deaf.loads() - before).toBe(2)
+  })
+
   it('drops every load in flight when the subscriber loses its connection (messages may have been missed)', async () => {
     await reset()
     const before = await i2.loads()
