@@ -38,8 +38,12 @@ interface ScriptedRedis extends Redis {
 export interface Fence { field: string, tokens: [string, string] }
 export type FencedSetResult = 'stored' | 'fenced' | 'error'
 
-/** The generation hash outlives every load and entry by far; each invalidation renews it. */
-const GENERATION_TTL_SECONDS = 24 * 3600
+/**
+ * The generation hash must outlive any load that read its tokens (a load takes well under a second),
+ * and each invalidation renews it. Ten minutes, or ten entry TTLs, keeps the fences of idle
+ * organizations from piling up in Redis (~110 bytes per unit scope).
+ */
+const generationTtlSeconds = (ttl: number) => Math.max(600, 10 * ttl)
 
 /**
  * The cache over one ioredis connection (D6), JSON values (D7), a TTL on every key (D5). Every failure
@@ -150,7 +154,7 @@ export function createCacheService (opts: {
       const fields = [...new Set(entries.map(scopeField))]
       const end = metrics.cacheLatency.startTimer({ operation: 'invalidate' })
       try {
-        await redis.cbInvalidate(keys.length, ...keys, token, GENERATION_TTL_SECONDS, orgWide ? '1' : '0', ...fields)
+        await redis.cbInvalidate(keys.length, ...keys, token, generationTtlSeconds(ttlSeconds), orgWide ? '1' : '0', ...fields)
       } catch (err) {
         metrics.cacheError.inc({ operation: 'invalidate' })
         throw err

@@ -128,8 +128,10 @@ export function createDashboardCache (opts: {
     if (!cache.isAvailable()) return wrap(await bypass(e, cache.isEnabled() ? 'unavailable' : 'disabled'), 'bypass')
     if (pending.has(e.orgId)) return wrap(await bypass(e, 'pending_invalidation'), 'bypass')
     if (o.refresh) {
+      // Skips the stored copy but shares a load in flight: any viewer may send no-cache, and a load that
+      // an event made stale has been detached or is fenced (and reloaded), so joining it is safe.
       metrics.cacheBypass.inc({ query_type: e.queryType, reason: 'refresh' })
-      return wrap((await loadAndStore(e)).json, 'bypass')
+      return wrap(await singleFlight(e, key), 'bypass')
     }
     const raw = await cache.getRaw(key)
     if (raw === undefined) return wrap(await bypass(e, 'error'), 'bypass')

@@ -111,6 +111,15 @@ describe('fenced writes and single-flight across an invalidation', () => {
     expect(results.filter((r) => r!.cache === 'miss')).toHaveLength(200)
   })
 
+  it('concurrent Cache-Control: no-cache refreshes share one load too', async () => {
+    await reset()
+    await i1.dc.read(entry())
+    const before = await i1.loads()
+    const results = await Promise.all(Array.from({ length: 50 }, () => i1.dc.read(entry(), { refresh: true })))
+    expect(await i1.loads() - before).toBe(1)
+    expect(results.every((r) => r!.cache === 'bypass')).toBe(true)
+  })
+
   it('a request that starts after a local invalidation does not join the load that began before it', async () => {
     await reset()
     const before = await i1.loads()

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto'
+import pino from 'pino'
+import type { Redis } from 'ioredis'
+import { createMetrics } from '../../src/infra/metrics.js'
+import { createRedisInfra } from '../../src/infra/redis.js'
+import { createCacheService, type CacheService } from '../../src/features/cache/cache-service.js'
+import type { Entry } from '../../src/features/cache/keys.js'
+import { waitFor } from '../../test/helpers/redis.js'
+
+/** A CacheService on a connection configured exactly like the app's cache connection. */
+export async function benchCache (url: string, ttlSeconds = 60): Promise<{ cache: CacheService, close: () => Promise<void> }> {
+  const log = pino({ level: 'silent' })
+  const infra = createRedisInfra({ url, commandTimeoutMs: 250, log })
+  const conn = infra.connection('cache')
+  await waitFor(() => conn.status === 'ready', 10_000, 'cache connection')
+  const cache = createCacheService({ redis: conn, ttlSeconds, metrics: createMetrics(), log })
+  return { cache, close: () => infra.close() }
+}
+
+/**
+ * One organization's cached dashboard: `units` units, a trend cached for the first `trends` of them and a unit
+ * alert count for the first `unitAlerts`, plus the four organization-level entries.
+ */
+export function orgFixture (opts: { units: number, trends: number, unitAlerts: number }) {
+  const orgId = randomUUID()
+  const unitIds = Array.from({ length: opts.units }, () => randomUUID())
+  const orgLevel: Entry[] = (['units_status', 'alerts_count', 'devices_online', 'stats'] as const).map((queryType) => ({ queryType, orgId }))
+  const perUnit: Entry[] = [
+    ...unitIds.slice(0, opts.trends).map((unitId): Entry => ({ queryType: 'temperature_trends', orgId, unitId })),
+    ...unitIds.slice(0, opts.unitAlerts).map((unitId): Entry => ({ queryType: 'alerts_count', orgId, unitId }))
+  ]
+  return { orgId, unitIds, orgLevel, perUnit, all: [...orgLevel, ...perUnit] }
+}
+
+// Payloads of realistic size, so that memory figures mean something: a trend is 288 five-minute points.
+const trendJson = JSON.stringify({
+  unitId: '00000000-0000-4000-8000-000000000000',
+  points: Array.from({ length: 288 }, (_, i) => ({ timestamp: new Date(Date.UTC(2025, 0, 1) + i * 300_000).toISOString(), temperature: 4.37, alarmState: 'normal' }))
+})
+const statsJson = JSON.stringify({
+  organizationId: '00000000-0000-4000-8000-000000000000',
+  unitCounts: { total: 1000, normal: 960, too_hot: 20, too_cold: 10, offline: 10 },
+  alertCounts: { unresolved: 30, acknowledged: 5, critical: 12 },
+  deviceCounts: { total: 1000, online: 990, offline: 10 },
+  compliancePercentage: 97.3,
+  siteCount: 20,
+  worstState: 'offline',
+  lastUpdated: '2025-01-01T00:00:00.000Z'
+})
+export function payload (e: Entry): string {
+  switch (e.queryType) {
+    case 'temperature_trends': return trendJson
+    case 'stats': return statsJson
+    case 'units_status': return '{"total":1000,"normal":960,"too_hot":20,"too_cold":10,"offline":10}'
+    case 'devices_online': return '{"total":1000,"online":990,"offline":10}'
+    case 'alerts_count': return '{"unresolved":30,"acknowledged":5,"critical":12}'
+  }
+}
+
+/** The cache-aside re-read of each entry as the app does it on a miss: capture the fence, then a fenced SET. */
+export async function populate (cache: CacheService, entries: Entry[]): Promise<void> {
+  // In slices: the cache connection gives up on a reply after 250 ms, and 1,000 trends are 21 MB to send.
+  for (let from = 0; from < entries.length; from += 100) {
+    const slice = entries.slice(from, from + 100)
+    const fences = await Promise.all(slice.map((e) => cache.readFence(e)))
+    const results = await Promise.all(slice.map((e, i) => {
+      const fence = fences[i]
+      if (!fence) throw new Error('cache unavailable while populating')
+      return cache.setFenced(e, payload(e), fence)
+    }))
+    const refused = results.filter((r) => r !== 'stored')
+    if (refused.length > 0) throw new Error(`${refused.length} fenced sets were not stored (${[...new Set(refused)].join(', ')})`)
+  }
+}
+
+// Server-side fill: half BullMQ-like job hashes, half other tenants' dashboard keys (50 per tenant, with a
+// TTL long enough not to expire during the run). Other tenants' ids never match the measured organization.
+const FILL = `
+local from, count, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i = from, from + count - 1 do
+  if i % 2 == 0 then
+    redis.call('HSET', 'bull:ingest:' .. i, 'name', 'readings', 'data', '{"organizationId":"x","unitIds":["y"]}', 'timestamp', '1735689600000')
+  else
+    local t = math.floor(i / 100)
+    local org = string.format('%08x-0000-4000-8000-%012x', t, t)
+    local k = math.floor((i % 100) / 2)
+    local key
+    if k < 4 then key = 'dashboard:' .. ({'stats', 'units:status', 'alerts:count', 'devices:online'})[k + 1] .. ':org:' .. org
+    else key = string.format('dashboard:temperature:trends:org:%s:unit:%08x-0000-4000-8000-%012x', org, i, i) end
+    redis.call('SET', key, '{"points":[]}', 'EX', ttl)
+  end
+end
+return count`
+
+/** Adds `n` unrelated keys in server-side batches of 50,000. */
+export async function fillUnrelated (client: Redis, n: number): Promise<void> {
+  for (let from = 0; from < n; from += 50_000) {
+    await client.eval(FILL, 0, from, Math.min(50_000, n - from), 6 * 3600)
+  }
+}
