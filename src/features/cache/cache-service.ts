@@ -31,7 +31,7 @@ if #KEYS > 2 then redis.call('UNLINK', unpack(KEYS, 3)) end
 return #KEYS - 2`
 
 interface ScriptedRedis extends Redis {
-  cbSetFenced (...args: Array<string | number>): Promise<number>
+  cbSetFenced (...args: Array<string | number | Buffer>): Promise<number>
   cbInvalidate (...args: Array<string | number>): Promise<number>
 }
 
@@ -119,6 +119,11 @@ export function createCacheService (opts: {
       return guard<string | null | undefined>('get', undefined, (r) => r.get(key))
     },
 
+    /** The stored bytes, untouched (large entries are stored gzip-compressed, see dashboard-cache.ts). */
+    async getRawBuffer (key: string): Promise<Buffer | null | undefined> {
+      return guard<Buffer | null | undefined>('get', undefined, (r) => r.getBuffer(key))
+    },
+
     async reportCorrupt (key: string): Promise<void> {
       metrics.cacheError.inc({ operation: 'corrupt' })
       log.warn({ key }, 'corrupted cache value, treated as a miss')
@@ -133,7 +138,7 @@ export function createCacheService (opts: {
     },
 
     /** SET … EX ttl unless an invalidation moved the fence since `readFence`. */
-    async setFenced (e: Entry, json: string, fence: Fence): Promise<FencedSetResult> {
+    async setFenced (e: Entry, json: string | Buffer, fence: Fence): Promise<FencedSetResult> {
       const keys = [generationKey(e.orgId), dashboardKey(e)]
       if (e.unitId) keys.push(unitIndexKey(e.orgId))
       return guard<FencedSetResult>('set', 'error', async (r) => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Metrics } from '../../infra/metrics.js'
@@ -10,7 +11,15 @@ import { complianceKey, dashboardKey, entriesForEvent, orgLevelEntries, type Ent
 export const INVALIDATION_CHANNEL = 'cache:invalidate'
 
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'
-export interface ReadResult { json: string, cache: CacheOutcome }
+/** `body` is JSON text, or gzip-compressed JSON text when `gzip` (a large entry read from Redis). */
+export interface ReadResult { body: string | Buffer, gzip: boolean, cache: CacheOutcome }
+
+/**
+ * Entries above this size (a unit's 24 h trend: ~20–25 KB of JSON) are stored gzip-compressed: 8–10×
+ * less Redis memory, and a client that accepts gzip gets the stored bytes as they are.
+ */
+export const COMPRESS_ABOVE_BYTES = 2048
+const isGzip = (b: Buffer) => b.length > 2 && b[0] === 0x1f && b[1] === 0x8b
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
 interface PendingInvalidation { entries: Entry[], orgWide: boolean }
@@ -89,7 +98,8 @@ export function createDashboardCache (opts: {
     const fence = await cache.readFence(e)
     const json = await load(e)
     if (json === null || fence === null) return { json, fenced: false }
-    return { json, fenced: (await cache.setFenced(e, json, fence)) === 'fenced' }
+    const stored = json.length > COMPRESS_ABOVE_BYTES ? gzipSync(json, { level: 6 }) : json
+    return { json, fenced: (await cache.setFenced(e, stored, fence)) === 'fenced' }
   }
 
   async function singleFlight (e: Entry, key: string): Promise<string | null> {
@@ -124,7 +134,7 @@ export function createDashboardCache (opts: {
   /** Returns null when the entry does not exist (a unit not in the organization). */
   async function read (e: Entry, o: { refresh?: boolean } = {}): Promise<ReadResult | null> {
     const key = dashboardKey(e)
-    const wrap = (json: string | null, outcome: CacheOutcome) => json === null ? null : { json, cache: outcome }
+    const wrap = (json: string | null, outcome: CacheOutcome): ReadResult | null => json === null ? null : { body: json, gzip: false, cache: outcome }
     if (!cache.isAvailable()) return wrap(await bypass(e, cache.isEnabled() ? 'unavailable' : 'disabled'), 'bypass')
     if (pending.has(e.orgId)) return wrap(await bypass(e, 'pending_invalidation'), 'bypass')
     if (o.refresh) {
@@ -133,12 +143,13 @@ export function createDashboardCache (opts: {
       metrics.cacheBypass.inc({ query_type: e.queryType, reason: 'refresh' })
       return wrap(await singleFlight(e, key), 'bypass')
     }
-    const raw = await cache.getRaw(key)
+    const raw = await cache.getRawBuffer(key)
     if (raw === undefined) return wrap(await bypass(e, 'error'), 'bypass')
     if (raw !== null) {
-      if (looksLikeJsonObject(raw)) {
+      const gzip = isGzip(raw)
+      if (gzip || looksLikeJsonObject(raw)) {
         metrics.cacheHit.inc({ query_type: e.queryType })
-        return { json: raw, cache: 'hit' }
+        return { body: raw, gzip, cache: 'hit' }
       }
       await cache.reportCorrupt(key)
     }
@@ -281,6 +292,6 @@ function runQuery (q: DashboardQueryService, e: Entry): Promise<unknown> {
 }
 
 /** Every payload is a JSON object: a cheap structural check that catches garbage without re-parsing. */
-function looksLikeJsonObject (s: string): boolean {
-  return s.length >= 2 && s.charCodeAt(0) === 123 && s.charCodeAt(s.length - 1) === 125
+function looksLikeJsonObject (b: Buffer): boolean {
+  return b.length >= 2 && b[0] === 123 && b[b.length - 1] === 125
 }

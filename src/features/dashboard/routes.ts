@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { NotFoundError } from '../../errors.js'
@@ -22,10 +23,17 @@ export async function dashboardRoutes (fastify: FastifyInstance, opts: { cache: 
     const result = await opts.cache.read(entry, { refresh })
     if (!result) throw new NotFoundError(what)
     end({ cache: result.cache })
-    // A string with a JSON content type is sent as is: a hit is never parsed or re-serialised. (The
-    // response schemas document the shape; `never` keeps their typed return out of the way.)
-    return reply.header('x-cache', result.cache).header('cache-control', 'private, no-cache')
-      .type('application/json; charset=utf-8').send(result.json) as never
+    // JSON text (or bytes) with a JSON content type is sent as is: a hit is never parsed or re-serialised.
+    // A compressed entry goes out compressed to a client that accepts gzip, else it is inflated once.
+    // (The response schemas document the shape; `never` keeps their typed return out of the way.)
+    void reply.header('x-cache', result.cache).header('cache-control', 'private, no-cache')
+      .type('application/json; charset=utf-8')
+    if (!result.gzip) return reply.send(result.body) as never
+    void reply.header('vary', 'accept-encoding')
+    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+      return reply.header('content-encoding', 'gzip').send(result.body) as never
+    }
+    return reply.send(gunzipSync(result.body)) as never
   }
 
   app.get('/api/orgs/:orgId/dashboard', {

@@ -1,8 +1,9 @@
 import { eq } from 'drizzle-orm'
+import { gunzipSync } from 'node:zlib'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
-import { alerts, units } from '../../../src/db/schema.js'
+import { alerts, sensorReadings, units } from '../../../src/db/schema.js'
 import { complianceKey, dashboardKey, generationKey, type Entry } from '../../../src/features/cache/keys.js'
 import type { ChangeEvent } from '../../../src/features/events/types.js'
 import { bearer, buildTestApp } from '../../helpers/app.js'
@@ -244,6 +245,34 @@ describe('dashboard cache-aside over HTTP (real Redis and PostgreSQL)', () => {
     expect(again.json().compliancePercentage).toBe(first.json().compliancePercentage)
     await app.dashboard.cache.invalidateOrg(a.org.id) // an organization-wide invalidation drops it too
     expect(await redis.exists(complianceKey(a.org.id))).toBe(0)
+  })
+
+  it('stores a large entry (a full 24 h trend) gzip-compressed and serves it compressed or inflated', async () => {
+    const unit = a.units[1]!
+    const now = Date.now()
+    await db.db.insert(sensorReadings).values(Array.from({ length: 1430 }, (_, i) => ({
+      organizationId: a.org.id,
+      unitId: unit.id,
+      deviceId: a.devices[1]!.id,
+      temperature: 4 + (i % 7) / 10,
+      recordedAt: new Date(now - (i + 1) * 60_000)
+    })))
+    const url = `/api/orgs/${a.org.id}/units/${unit.id}/temperature-trends`
+    const miss = await get(a, url)
+    expect(miss.headers['x-cache']).toBe('miss')
+    const expected = miss.json()
+    expect(expected.points.length).toBeGreaterThan(280)
+    const stored = await redis.getBuffer(dashboardKey({ queryType: 'temperature_trends', orgId: a.org.id, unitId: unit.id }))
+    expect(stored![0]).toBe(0x1f)
+    expect(stored!.length * 5).toBeLessThan(Buffer.byteLength(miss.body)) // at least 5× smaller in Redis
+    const zipped = await get(a, url, { 'accept-encoding': 'gzip, br' })
+    expect(zipped.headers['x-cache']).toBe('hit')
+    expect(zipped.headers['content-encoding']).toBe('gzip')
+    expect(JSON.parse(gunzipSync(zipped.rawPayload).toString())).toEqual(expected)
+    const plain = await get(a, url)
+    expect(plain.headers['x-cache']).toBe('hit')
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.json()).toEqual(expected)
   })
 
   it('alert count fixture sanity: an open critical alert is counted', async () => {

@@ -62,7 +62,7 @@ describe('fenced writes and single-flight across an invalidation', () => {
   let deaf: ReturnType<typeof instance>
   const entry = () => ({ queryType: 'units_status' as const, orgId: f.org.id })
   const setHot = (n: number) => db.db.update(units).set({ state: n > 0 ? 'too_hot' : 'normal' }).where(eq(units.id, f.units[0]!.id))
-  const hot = (r: { json: string } | null) => (JSON.parse(r!.json) as UnitCounts).too_hot
+  const hot = (r: { body: string | Buffer } | null) => (JSON.parse(r!.body.toString()) as UnitCounts).too_hot
 
   beforeAll(async () => {
     db = await createTestDatabase()
@@ -107,7 +107,7 @@ describe('fenced writes and single-flight across an invalidation', () => {
     const before = await i1.loads()
     const results = await Promise.all(Array.from({ length: 200 }, () => i1.dc.read(entry())))
     expect(await i1.loads() - before).toBe(1)
-    expect(new Set(results.map((r) => r!.json)).size).toBe(1)
+    expect(new Set(results.map((r) => r!.body.toString())).size).toBe(1)
     expect(results.filter((r) => r!.cache === 'miss')).toHaveLength(200)
   })
 
