@@ -15,8 +15,9 @@ commands:
                                    print a new device API key (shown once)
   demo [--port N] [--interval S] [--verbose]
                                    embedded database, seeded demo organization, live simulated readings
-  simulate                         drive a running coldboard like real clients (see docs/PERFORMANCE.md)
-  bench [--out DIR]                run the benchmarks and write a report
+  simulate [flags]                 drive coldboard like real clients: W1 by default (coldboard simulate --help)
+  bench [--out DIR] [--smoke] [--update-docs]
+                                   W1 with the cache on and off + micro-benchmarks; report.json and report.md
 `
 
 type Handler = (argv: string[], config: () => Config) => Promise<void>

@@ -1,0 +1,168 @@
+import type { AddressInfo } from 'node:net'
+import autocannon from 'autocannon'
+import Fastify from 'fastify'
+import type { Redis } from 'ioredis'
+import { buildApp, type App } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { entriesForEvent } from '../../src/features/cache/keys.js'
+import type { ChangeEvent } from '../../src/features/events/types.js'
+import { waitFor } from '../../test/helpers/redis.js'
+import { benchCache, fillUnrelated, orgFixture, populate } from '../lib/cache-fixture.js'
+import { percentiles, type Percentiles } from '../workload/latency.js'
+import { breakdownSteps, registerBreakdownRoutes, type BreakdownStep } from './breakdown.js'
+import { peerNames, registerPeerRoutes, type PeerName } from './peers.js'
+
+/**
+ * Event invalidation (the per-entry script the publisher runs for a unitUpdate) on a Redis holding
+ * `size` unrelated keys (half BullMQ-like hashes, half other tenants' dashboard keys: bench/lib/cache-fixture),
+ * for each size. Timed per call on the client, round trip included.
+ */
+export async function invalidationMicro (o: { redisUrl: string, admin: Redis, sizes: number[], iterations: number, log: (l: string) => void }) {
+  const { cache, close } = await benchCache(o.redisUrl)
+  const fx = orgFixture({ units: 1000, trends: 700, unitAlerts: 300 })
+  const out: Array<{ unrelatedKeys: number, dbsize: number } & Percentiles> = []
+  try {
+    for (const size of o.sizes) {
+      await o.admin.flushall()
+      await fillUnrelated(o.admin, size)
+      await populate(cache, fx.all)
+      const samples: number[] = []
+      for (let i = -10; i < o.iterations; i++) {
+        const unitId = fx.unitIds[((i + 10) * 37) % 700]!
+        const event: ChangeEvent = {
+          name: 'unitUpdate',
+          payload: { organizationId: fx.orgId, unitId, state: 'too_hot', previousState: 'normal', lastTemperature: 9.5, lastReadingAt: new Date().toISOString() }
+        }
+        const entries = entriesForEvent(event)
+        await populate(cache, entries)
+        const t = performance.now()
+        await cache.invalidateEntries(fx.orgId, entries)
+        if (i >= 0) samples.push(performance.now() - t) // the first ten warm the script cache and the connection
+      }
+      const dbsize = await o.admin.dbsize()
+      out.push({ unrelatedKeys: size, dbsize, ...percentiles(samples) })
+      o.log(`invalidation at ${size.toLocaleString('en-US')} unrelated keys: p50 ${out.at(-1)!.p50} ms, p99 ${out.at(-1)!.p99} ms`)
+    }
+  } finally {
+    await close()
+    await o.admin.flushall()
+  }
+  return out
+}
+
+export interface LoadRun { reqPerSec: number, p50: number, p99: number, requests: number }
+export interface Throughput { reqPerSec: number, runs: LoadRun[] }
+
+const BREAKDOWN_KEY = 'bench-breakdown:overview'
+
+const serverOptions = {
+  logger: { level: 'warn' },
+  bodyLimit: 1024 * 1024,
+  trustProxy: false,
+  ajv: { customOptions: { coerceTypes: 'array' as const, removeAdditional: false, allErrors: false } }
+}
+
+/**
+ * Requests/s of a cached dashboard read against a bare Fastify route returning the same bytes (the app's
+ * server options, no plugins), against the same read through the peer libraries mounted on the app, and
+ * the steps in between (breakdown.ts). autocannon runs in a worker thread; scenarios are interleaved
+ * `rounds` times so drift hits them all alike, and each figure is the median round.
+ */
+export async function hitPathMicro (o: {
+  databaseUrl: string
+  redisUrl: string
+  /** A plain connection to that Redis, for the breakdown's own key. */
+  admin: Redis
+  jwtSecret: string
+  orgId: string
+  connections: number
+  durationSeconds: number
+  warmupSeconds: number
+  rounds: number
+  log: (l: string) => void
+}) {
+  const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: o.jwtSecret, LOG_LEVEL: 'warn', REDIS_URL: o.redisUrl, DATABASE_URL: o.databaseUrl, DATA_DIR: '.coldboard-bench' })
+  let app: App | null = null
+  let peers: Awaited<ReturnType<typeof registerPeerRoutes>> | null = null
+  let steps: ReturnType<typeof registerBreakdownRoutes> | null = null
+  const bare = Fastify(serverOptions)
+  try {
+    app = await buildApp({ config, worker: false, sweeper: false })
+    const auth = { authorization: `Bearer ${app.tokens.sign({ sub: 'bench', orgs: { [o.orgId]: 'viewer' } })}` }
+    // Routes are added before the app is ready: the peers go through the same hooks as the dashboard.
+    let payload: unknown = null
+    let body = ''
+    peers = await registerPeerRoutes(app, { redisUrl: o.redisUrl, payload: () => payload, ttlSeconds: config.CACHE_TTL_SECONDS })
+    steps = registerBreakdownRoutes(app, { redisUrl: o.redisUrl, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, key: BREAKDOWN_KEY, body: () => body })
+    // What coldboard's own cache connection is configured with (a fresh one from the same factory, closed with the app).
+    const cacheConnectionAutoPipelining = app.redis?.connection('cache').options.enableAutoPipelining === true
+    const appUrl = await app.listen({ port: 0, host: '127.0.0.1' })
+    const cache = app.cache
+    await waitFor(() => cache.isAvailable(), 10_000, 'the cache connection')
+    const first = await fetch(`${appUrl}/api/orgs/${o.orgId}/dashboard`, { headers: auth })
+    body = await first.text()
+    if (first.status !== 200) throw new Error(`dashboard answered ${first.status}`)
+    payload = JSON.parse(body)
+    await o.admin.set(BREAKDOWN_KEY, body)
+    bare.get('/bare', (_req, reply) => reply.type('application/json; charset=utf-8').send(body))
+    await bare.listen({ port: 0, host: '127.0.0.1' })
+
+    const scenarios: Array<{ name: 'bare' | 'coldboard' | PeerName | BreakdownStep, url: string, headers?: Record<string, string> }> = [
+      { name: 'bare', url: `http://127.0.0.1:${(bare.server.address() as AddressInfo).port}/bare` },
+      ...breakdownSteps.map((name) => ({ name, url: `${appUrl}${steps!.path(o.orgId, name)}`, headers: auth })),
+      { name: 'coldboard', url: `${appUrl}/api/orgs/${o.orgId}/dashboard`, headers: auth },
+      ...peerNames.map((name) => ({ name, url: `${appUrl}${peers!.path(o.orgId, name)}`, headers: auth }))
+    ]
+    for (const s of scenarios) {
+      const r = await fetch(s.url, { headers: s.headers })
+      const text = await r.text()
+      if (r.status !== 200) throw new Error(`${s.name}: status ${r.status}`)
+      if (JSON.stringify(JSON.parse(text)) !== JSON.stringify(JSON.parse(body))) throw new Error(`${s.name}: a different payload`)
+    }
+    const probe = await fetch(`${appUrl}/api/orgs/${o.orgId}/dashboard`, { headers: auth })
+    await probe.arrayBuffer()
+    if (probe.headers.get('x-cache') !== 'hit') throw new Error(`the dashboard read is not a hit (x-cache ${probe.headers.get('x-cache')})`)
+
+    const runs: Record<string, LoadRun[]> = Object.fromEntries(scenarios.map((s) => [s.name, []]))
+    for (let round = 0; round < o.rounds; round++) {
+      for (const s of scenarios) {
+        if (o.warmupSeconds > 0) await autocannon({ url: s.url, connections: o.connections, duration: o.warmupSeconds, workers: 1, headers: s.headers })
+        const r = await autocannon({ url: s.url, connections: o.connections, duration: o.durationSeconds, workers: 1, headers: s.headers })
+        if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
+        const run = { reqPerSec: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total }
+        runs[s.name]!.push(run)
+        o.log(`hit path round ${round + 1}/${o.rounds} ${s.name}: ${run.reqPerSec} req/s, p99 ${run.p99} ms`)
+      }
+    }
+    // The median round: one round disturbed by a neighbour on this shared machine does not move it.
+    const median = (name: string): Throughput => {
+      const list = runs[name]!
+      const sorted = list.map((r) => r.reqPerSec).sort((a, b) => a - b)
+      const mid = sorted.length / 2
+      return { reqPerSec: Math.round(Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!), runs: list }
+    }
+    const coldboard = median('coldboard')
+    const bareT = median('bare')
+    const peerT = Object.fromEntries(peerNames.map((n) => [n, median(n)])) as Record<PeerName, Throughput>
+    const ratio = (a: number, b: number) => b > 0 ? Math.round((a / b) * 1000) / 1000 : 0
+    return {
+      connections: o.connections,
+      durationSeconds: o.durationSeconds,
+      rounds: o.rounds,
+      payloadBytes: Buffer.byteLength(body),
+      cacheConnectionAutoPipelining,
+      bare: bareT,
+      coldboard,
+      hitThroughputRatio: ratio(coldboard.reqPerSec, bareT.reqPerSec),
+      breakdown: Object.fromEntries(breakdownSteps.map((n) => { const t = median(n); return [n, { ...t, ratioToBare: ratio(t.reqPerSec, bareT.reqPerSec) }] })) as
+        Record<BreakdownStep, Throughput & { ratioToBare: number }>,
+      peers: Object.fromEntries(peerNames.map((n) => [n, { ...peerT[n], ratioToColdboard: ratio(peerT[n].reqPerSec, coldboard.reqPerSec) }])) as
+        Record<PeerName, Throughput & { ratioToColdboard: number }>
+    }
+  } finally {
+    await bare.close()
+    await peers?.close()
+    steps?.close()
+    await app?.close()
+  }
+}

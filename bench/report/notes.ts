@@ -1,0 +1,114 @@
+import { panels } from '../workload/latency.js'
+import type { Report } from './report.js'
+
+const pct = (x: number | null | undefined) => x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)} %`
+
+/** Throughput lost (positive) or gained at each step from the bare route to coldboard's hit. */
+function hitPathSteps (r: Report): Array<{ label: string, loss: number }> {
+  const b = r.hitPath.breakdown
+  const get = r.hitPath.cacheConnectionAutoPipelining ? b.appAuthIoredisAutoPipelined : b.appAuthIoredisGet
+  const chain: Array<[string, number]> = [
+    ['bare route', r.hitPath.bare.reqPerSec],
+    ['the app\'s hooks on a public route', b.appPublicConstant.reqPerSec],
+    ['authentication and :orgId authorization', b.appAuthConstant.reqPerSec],
+    [`a Redis GET (ioredis${r.hitPath.cacheConnectionAutoPipelining ? ', auto-pipelined like coldboard\'s cache connection' : ''})`, get.reqPerSec],
+    ['coldboard\'s dashboard route and cache service', r.hitPath.coldboard.reqPerSec]
+  ]
+  return chain.slice(1).map(([label, v], i) => ({ label, loss: chain[i]![1] > 0 ? 1 - v / chain[i]![1] : 0 }))
+}
+const autoGain = (r: Report) => r.hitPath.breakdown.appAuthIoredisGet.reqPerSec > 0
+  ? r.hitPath.breakdown.appAuthIoredisAutoPipelined.reqPerSec / r.hitPath.breakdown.appAuthIoredisGet.reqPerSec - 1
+  : null
+const signed = (loss: number) => `${loss > 0 ? '−' : '+'}${pct(Math.abs(loss))}`
+
+/** The closing note: for each missed bar, what the figures say caused it and what would close it. */
+export function closingNotes (r: Report): string[] {
+  const missed = r.bars.filter((b) => !b.met)
+  const out: string[] = []
+  if (r.smoke) out.push('*Smoke run: a few seconds on a toy dataset. The figures below say nothing about coldboard; run the full benchmark.*', '')
+  if (missed.length === 0) return [...out, 'Every bar was met in this run.']
+  const on = r.runs.cached
+  const misses = on.clients.byKind.poll.miss + on.clients.byKind.refetch.miss
+  const refetchMisses = on.clients.byKind.refetch.miss
+  const events = Object.values(on.service.eventsEmitted).reduce((a, b) => a + b, 0)
+  const loads = on.service.dbLoadsTotal
+
+  for (const b of missed) {
+    switch (b.id) {
+      case 'hitRate':
+        out.push(`- **Hit rate ${b.measured} (bar ${b.target}).** ${pct(misses > 0 ? refetchMisses / misses : null)} of the misses the clients saw were refetches right after an event. ` +
+          `That is the design working as specified: every event invalidates what it changes *before* it is emitted (D3), so each of the ${r.workload.viewersPerOrg} viewers of the organization ` +
+          `refetches an entry that is not there, at the same moment. Single-flight makes them share one PostgreSQL load (${loads.toLocaleString('en-US')} loads for ${on.service.misses.toLocaleString('en-US')} misses), ` +
+          `but each joiner counts as a miss. The rest are polls after a TTL expiry (${r.workload.cacheTtlSeconds} s) and first reads. With ${events.toLocaleString('en-US')} events in ` +
+          `${on.seconds} s the hit rate is bounded by the event rate, not by the cache. What would close it: refresh-ahead on invalidation — reload the invalidated entries and store them through the fence ` +
+          'before emitting (the freshness promise holds: the value is read after the commit), so the refetches hit; it costs one load per event and entry even when nobody watches, which a per-organization "has viewers" flag (Socket.io room size) would avoid.')
+        break
+      case 'dbQueryReduction': {
+        const range = r.dbStats.dbQueryReductionRange
+        out.push(`- **Database queries ${b.measured} (bar ${b.target}).** ${range ? `Within the write-only rate's spread the figure lies between ${pct(range[0])} and ${pct(range[1])}; ` : ''}` +
+          `the service's own counter says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)} and rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. What is left with the cache on is one load per invalidated entry per event (${events.toLocaleString('en-US')} events) plus one per entry per TTL expiry. ` +
+          'The TTL is also how stale a trend (a reading that changes no state emits no event) and the compliance figure may get, so a longer CACHE_TTL_SECONDS trades their freshness for fewer loads; ' +
+          'refreshing entries ahead of expiry while they are being read removes the expiry misses without that trade; ' +
+          'the per-event loads are the price of exact invalidation and scale with the event rate, not the viewer count.')
+        break
+      }
+      case 'cachedP99': {
+        const hits = r.latencyMs.cachedHitsOnly.all
+        const worst = panels.reduce((a, p) => (r.latencyMs.cached[p].p99 > r.latencyMs.cached[a].p99 ? p : a), panels[0])
+        const stats = on.service.dbLoadMs.stats
+        out.push(`- **Cached p99 ${b.measured} (bar ${b.target}).** Hits alone: p99 ${hits.p99} ms at the client, ${on.service.requestMs.hit.p99 ?? '–'} ms in the server. ` +
+          `The tail is the misses (server p99 ${on.service.requestMs.miss.p99 ?? '–'} ms), worst on ${worst} (p99 ${r.latencyMs.cached[worst].p99} ms). ` +
+          (worst === 'overview'
+            ? 'An overview miss rebuilds the cheap counts, and when the overview\'s compliance entry (TTL only, no event drops it) has expired it also recomputes compliance over 24 h of readings: ' +
+              `overview loads took p50 ${stats.p50 ?? '–'} ms, p99 ${stats.p99 ?? '–'} ms. `
+            : '') +
+          'What would close it: refresh-ahead on invalidation (above) turns the refetch misses into hits, and refreshing each compliance entry in the background before it expires ' +
+          '(the worker, once per TTL per organization that has viewers) keeps the 24 h scan off every request path.')
+        break
+      }
+      case 'invalidationP99': {
+        const inv = r.invalidationMs
+        out.push(`- **Invalidation: ${b.measured} (bar ${b.target}).** At ${inv.atUnrelatedKeys.keys.toLocaleString('en-US')} unrelated keys the event path — one Lua script over the keys the event names, ` +
+          `O(keys affected) — costs p99 ${inv.atUnrelatedKeys.p99} ms in isolation, the same as with none (the keyspace does not matter). ` +
+          `Under W1, event to invalidation complete has p50 ${inv.p50 ?? '–'} ms and ${pct(inv.shareUnder5Ms)} of invalidations under 5 ms; the slowest percent waits for a CPU ` +
+          'on 2 cores that also run PostgreSQL, Redis, the worker and the simulator, or behind a running script for the same organization (coalescing). ' +
+          'What would close it: nothing in the cache — give the service cores of its own (the load generator elsewhere) and the p99 follows the isolated figure.')
+        break
+      }
+      case 'cacheMBPer1000Orgs': {
+        const kinds = Object.entries(r.cacheMemory.byKind).sort((a, b) => b[1].bytes - a[1].bytes)
+        const [top, v] = kinds[0] ?? ['–', { keys: 0, bytes: 0 }]
+        out.push(`- **Cache ${b.measured} per 1,000 organizations (bar ${b.target}).** ${top} keys hold ${pct(v.bytes / Math.max(1, r.cacheMemory.totalBytes))} of the bytes ` +
+          `(${Math.round(v.bytes / Math.max(1, v.keys)).toLocaleString('en-US')} bytes each): a 24 h trend is 288 points of {timestamp, temperature, alarmState} as JSON text. ` +
+          'What would close it: store trends compactly (first timestamp + step, temperatures as one array, alarm states run-length encoded: ~2 KB instead of ~20 KB, same response after expansion), ' +
+          'or compress cached values above a size threshold (JSON trends compress about 8–10×, at a small CPU cost on each hit).')
+        break
+      }
+      case 'hitThroughputRatio': {
+        const steps = hitPathSteps(r)
+        const worst = [...steps].sort((x, y) => y.loss - x.loss)[0]!
+        out.push(`- **Cached read at ${b.measured} of the bare route (bar ${b.target}).** Measured step by step (the table above): ` +
+          steps.map((s) => `${s.label} ${signed(s.loss)}`).join(', ') + `. The largest step is ${worst.label}. ` +
+          (steps.indexOf(worst) < 2
+            ? 'The app-wide steps run on every request (helmet\'s and CORS\'s headers, JWT verification, the failed-authentication limiter lookup, the :orgId check). ' +
+              'What would close it: profile them under autocannon (a flame graph) and keep for JSON API routes only what they need, then the per-hit work in the route'
+            : 'What would close it: profile the cache read under autocannon (a flame graph) and trim the per-hit work (the guard\'s latency histogram, the request-duration histogram, the headers schema)') +
+          (r.hitPath.cacheConnectionAutoPipelining ? '' : `; turn on ioredis auto-pipelining for the cache connection (measured here: ${signed(-(autoGain(r) ?? 0))} requests/s on the GET step)`) + '.')
+        break
+      }
+      case 'peers': {
+        const faster = Object.entries(r.peers).filter(([, p]) => p.ratioToColdboard > 1)
+        const auto = r.hitPath.breakdown.appAuthIoredisAutoPipelined.reqPerSec
+        const route = hitPathSteps(r).at(-1)!
+        out.push(`- **A peer was faster on the hit path: ${faster.map(([n, p]) => `${n} ${p.ratioToColdboard} ×`).join(', ')}.** All of them run on coldboard's app behind the same hooks, ` +
+          'so the difference is the cache read. ' +
+          faster.map(([n, p]) => `${n}'s whole read (its client's GET, JSON parse and re-serialisation included) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × a bare auto-pipelined ioredis GET`).join('; ') +
+          ` (node-redis, cache-manager's client, pipelines concurrent commands and does less work per command than ioredis); coldboard's route and cache service ${route.loss >= 0 ? `take ${pct(route.loss)} off` : `add ${pct(-route.loss)} to`} the throughput of that GET. ` +
+          'What would close it: a leaner client path for the hit GET (node-redis for the cache connection is the measured candidate), then less per-hit work in the route (the guard\'s latency histogram, the request-duration histogram, the headers schema). ' +
+          'Ratios within a few percent of 1 are inside this machine\'s run-to-run noise (see the rounds).')
+        break
+      }
+    }
+  }
+  return out
+}

@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { machine } from '../lib/stats.js'
+import { startBenchRedis } from '../lib/redis-server.js'
+import { createWorkloadDatabase, seedWorkload } from '../workload/dataset.js'
+import { panels } from '../workload/latency.js'
+import { describeWorkload, SMOKE, W1, workloadFlagOptions, workloadFrom, workloadUsage } from '../workload/options.js'
+import { createPgStats } from '../workload/pg-stats.js'
+import { runWorkload, type RunResult } from '../workload/run.js'
+import { startService } from '../workload/service.js'
+import { reportMarkdown } from './markdown.js'
+import { measureCacheMemory, type CacheMemory } from './memory.js'
+import { hitPathMicro, invalidationMicro } from './micro.js'
+import { buildReport, type Report } from './report.js'
+import { latencyPercentilesSvg } from './svg.js'
+
+export const DEFAULT_ADMIN_URL = 'postgres://postgres:postgres@127.0.0.1:5432/postgres'
+// The service's rules, passed to it explicitly so the seeded history and the writers agree with them.
+const RULES = { offlineAfterMinutes: 15, confirmMinutes: 10 }
+const TTL_SECONDS = 60
+const PLOT = 'latency-percentiles.svg'
+
+export const benchUsage = `usage: coldboard bench [flags]
+Runs W1 with the cache on and off (coldboard serve as a child process, a private redis-server, a database of
+its own), the invalidation, hit-path and peer micro-benchmarks, and writes DIR/report.json, DIR/report.md and
+the latency plot. docs/PERFORMANCE.md explains the figures.
+  --out DIR                     where to write the report (default bench-out)
+  --update-docs                 also write docs/PERFORMANCE.md and its plot
+  --smoke                       a seconds-long variant on a toy dataset (CI: the fields, not the figures)
+  --database-url URL            PostgreSQL superuser URL (default ${DEFAULT_ADMIN_URL})
+  --database NAME               the database to create and drop (default coldboard_bench_<pid>); --keep-database
+  --connections N (10)  --micro-duration S (6)  --micro-rounds N (3)   autocannon, per hit-path scenario
+  --invalidation-keys N (1000000)  --invalidation-iterations N (300)
+  --render-only                 rewrite report.md (and the docs with --update-docs) from DIR/report.json
+${workloadUsage}
+`
+
+/** DIR/report.md from the report, and with `docs` docs/PERFORMANCE.md (plots under docs/performance/). */
+function writeReport (out: string, report: Report, docs: boolean, log: (line: string) => void): void {
+  writeFileSync(path.join(out, 'report.md'), reportMarkdown(report, { plotPrefix: '' }))
+  if (!docs) return
+  const dir = fileURLToPath(new URL('../../docs', import.meta.url))
+  mkdirSync(path.join(dir, 'performance'), { recursive: true })
+  for (const plot of report.plots) copyFileSync(path.join(out, plot), path.join(dir, 'performance', plot))
+  writeFileSync(path.join(dir, 'PERFORMANCE.md'), reportMarkdown(report, { plotPrefix: 'performance/' }))
+  log('updated docs/PERFORMANCE.md and docs/performance/')
+}
+
+export function parseBenchArgs (argv: string[]) {
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        ...workloadFlagOptions,
+        out: { type: 'string', default: 'bench-out' },
+        smoke: { type: 'boolean', default: false },
+        'update-docs': { type: 'boolean', default: false },
+        'render-only': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+        'database-url': { type: 'string', default: DEFAULT_ADMIN_URL },
+        database: { type: 'string' },
+        'keep-database': { type: 'boolean', default: false },
+        connections: { type: 'string' },
+        'micro-duration': { type: 'string' },
+        'micro-rounds': { type: 'string' },
+        'invalidation-keys': { type: 'string' },
+        'invalidation-iterations': { type: 'string' }
+      }
+    }).values
+  } catch (err) {
+    throw new Error(`bench: ${(err as Error).message}`)
+  }
+  const smoke = values.smoke === true
+  const int = (flag: string, fallback: number, min: number, max: number) => {
+    const raw = values[flag]
+    if (raw === undefined) return fallback
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`bench: --${flag} must be an integer from ${min} to ${max}, got "${String(raw)}"`)
+    return n
+  }
+  return {
+    help: values.help === true,
+    smoke,
+    workload: workloadFrom(values, smoke ? SMOKE : W1, 'bench'),
+    out: path.resolve(String(values.out)),
+    updateDocs: values['update-docs'] === true,
+    renderOnly: values['render-only'] === true,
+    adminUrl: String(values['database-url']),
+    database: typeof values.database === 'string' ? values.database : `coldboard_bench_${process.pid}`,
+    keepDatabase: values['keep-database'] === true,
+    connections: int('connections', 10, 1, 1000),
+    microSeconds: int('micro-duration', smoke ? 1 : 6, 1, 600),
+    microRounds: int('micro-rounds', smoke ? 1 : 3, 1, 20),
+    invalidationKeys: int('invalidation-keys', smoke ? 10_000 : 1_000_000, 0, 20_000_000),
+    invalidationIterations: int('invalidation-iterations', smoke ? 20 : 300, 1, 100_000)
+  }
+}
+
+async function postgresVersion (url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try { return `PostgreSQL ${(await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]!.v}` } finally { await c.end() }
+}
+
+/**
+ * `coldboard bench`: W1 with the cache on and off, the invalidation, hit-path and peer micro-benchmarks,
+ * then DIR/report.json, DIR/report.md and the latency plot (and docs/PERFORMANCE.md with --update-docs).
+ */
+export async function runBench (argv: string[], log: (line: string) => void): Promise<{ out: string, report: Report } | null> {
+  const a = parseBenchArgs(argv)
+  if (a.help) {
+    process.stdout.write(benchUsage)
+    return null
+  }
+  if (a.renderOnly) {
+    const report = JSON.parse(readFileSync(path.join(a.out, 'report.json'), 'utf8')) as Report
+    writeReport(a.out, report, a.updateDocs, log)
+    return { out: a.out, report }
+  }
+  const started = performance.now()
+  const m0 = machine()
+  log(`bench${a.smoke ? ' --smoke' : ''}: ${describeWorkload(a.workload)}`)
+  mkdirSync(a.out, { recursive: true })
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'coldboard-bench-'))
+  const jwtSecret = randomBytes(32).toString('base64url')
+  const db = await createWorkloadDatabase(a.adminUrl, a.database)
+  const redis = await startBenchRedis()
+  let pgStats: Awaited<ReturnType<typeof createPgStats>> | null = null
+  try {
+    const postgres = await postgresVersion(db.url)
+    const orgs = await seedWorkload(db.url, a.workload, RULES, log)
+    pgStats = await createPgStats({ adminUrl: a.adminUrl, databaseUrl: db.url, database: a.database })
+    log(`database statistics: ${pgStats.source}`)
+    const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS) }
+    const run = async (label: string, redisUrl: string | null, atEnd?: () => Promise<void>): Promise<RunResult> => {
+      const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, dataDir, env, log })
+      try {
+        return await runWorkload({ label, workload: a.workload, targets: service.urls, orgs, jwtSecret, confirmMinutes: RULES.confirmMinutes, pgStats: pgStats!, atEnd, log })
+      } finally {
+        await service.stop()
+      }
+    }
+    let memory: CacheMemory | null = null
+    const cached = await run('cache on', redis.url, async () => { memory = await measureCacheMemory(redis.client, orgs.map((o) => o.orgId)) })
+    const uncached = await run('cache off', null)
+    await redis.client.flushall()
+    const invalidation = await invalidationMicro({
+      redisUrl: redis.url, admin: redis.client, sizes: [0, a.invalidationKeys], iterations: a.invalidationIterations, log
+    })
+    const hitPath = await hitPathMicro({
+      databaseUrl: db.url,
+      redisUrl: redis.url,
+      admin: redis.client,
+      jwtSecret,
+      orgId: orgs[0]!.orgId,
+      connections: a.connections,
+      durationSeconds: a.microSeconds,
+      warmupSeconds: a.smoke ? 0 : 1,
+      rounds: a.microRounds,
+      log
+    })
+    const redisVersion = (await redis.client.info('server')).match(/redis_version:(\S+)/)?.[1] ?? 'unknown'
+
+    const svg = latencyPercentilesSvg({
+      title: `Dashboard latency seen by the clients, cache on vs off (${a.smoke ? 'smoke run' : 'W1'})`,
+      panels: [...panels, 'all' as const].map((p) => ({ title: p === 'all' ? 'all panels' : p, cached: cached.samples[p], uncached: uncached.samples[p] })),
+      barMs: 10
+    })
+    writeFileSync(path.join(a.out, PLOT), svg)
+    const m1 = machine()
+    const report = buildReport({
+      smoke: a.smoke,
+      machine: {
+        date: m0.date,
+        nproc: m0.nproc,
+        cpuModel: m0.cpuModel,
+        memoryGb: m0.memoryGb,
+        node: m0.node,
+        postgres,
+        redis: redisVersion,
+        loadAvgAtStart: m0.loadAvg,
+        loadAvgAtEnd: m1.loadAvg
+      },
+      workload: a.workload,
+      cacheTtlSeconds: TTL_SECONDS,
+      pg: { source: pgStats.source, note: pgStats.note },
+      cached,
+      uncached,
+      memory: memory ?? { orgs: orgs.length, keys: 0, totalBytes: 0, bytesPerOrg: 0, maxOrgBytes: 0, byKind: {} },
+      invalidation,
+      hitPath,
+      seconds: (performance.now() - started) / 1000,
+      plots: [PLOT]
+    })
+    writeFileSync(path.join(a.out, 'report.json'), JSON.stringify(report, null, 2) + '\n')
+    writeReport(a.out, report, a.updateDocs, log)
+    log(`wrote ${path.join(a.out, 'report.json')} and report.md in ${Math.round((performance.now() - started) / 1000)} s`)
+    return { out: a.out, report }
+  } finally {
+    await pgStats?.close().catch(() => {})
+    await redis.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    if (a.keepDatabase) log(`kept database ${a.database}`)
+    else await db.drop().catch((err: Error) => log(`could not drop ${a.database}: ${err.message}`))
+  }
+}
