@@ -39,7 +39,9 @@ function runtimeImports (entries: string[]): Map<string, string> {
       // `import type` is erased; `import { type A, b }` is not (verbatimModuleSyntax keeps the import).
       ...[...source.matchAll(/^\s*import\s+(?!type[\s{])[^'"]*?['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
       ...[...source.matchAll(/^\s*export\s+(?!type[\s{])(?:\*|\{[^}]*\})\s*(?:as\s+\w+\s+)?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
+      // The CLI loads each command lazily: only the image's commands are followed from it.
       ...[...source.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!)
+        .filter((spec) => !/^\.\/commands\//.test(spec) || imageCommands.some((c) => spec === `./commands/${c}.js`))
     ]
     for (const spec of specifiers) {
       if (spec.startsWith('.')) {
