@@ -192,7 +192,7 @@ async function main (): Promise<void> {
     const plans: Record<string, SQL> = {
       unitsStatus: dashboardSql.unitsStatus(orgId),
       alertsCount: dashboardSql.alertsCount(orgId),
-      alertsCountUnit: dashboardSql.alertsCount(orgId, sampleUnit),
+      alertsCountUnit: dashboardSql.unitAlertsCount(orgId, sampleUnit),
       devicesOnline: dashboardSql.devicesOnline(orgId),
       temperatureTrends: dashboardSql.temperatureTrends(orgId, sampleUnit, w),
       compliancePercentage: dashboardSql.compliance(orgId, w),

@@ -21,8 +21,7 @@ import { Redis } from 'ioredis'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { createDatabase } from '../src/infra/postgres.js'
-import { complianceKey } from '../src/features/cache/keys.js'
-import { waitFor } from '../test/helpers/redis.js'
+import { waitFor } from '../src/lib/net.js'
 import { commandStats, startBenchRedis } from './lib/redis-server.js'
 import { adminQuery, databaseUrl, seedOrganization } from './lib/seed.js'
 import { log, machine, markdownTable, ratio, writeResult } from './lib/stats.js'
@@ -50,7 +49,8 @@ interface Scenario { name: string, url: string, headers?: Record<string, string>
 interface Run { name: string, reqPerSec: number, p50: number, p99: number, mean: number, meanLittle: number, requests: number, non2xx: number, errors: number, dbLoads: number }
 
 async function dbLoads (app: App): Promise<number> {
-  return (await app.metrics.dbLoad.get()).values.reduce((s, v) => s + v.value, 0)
+  const metrics = await app.metrics.registry.getSingleMetric('dashboard_db_load_total')?.get()
+  return (metrics?.values ?? []).reduce((s, v) => s + v.value, 0)
 }
 
 async function load (s: Scenario, duration: number): Promise<Result> {
@@ -186,12 +186,13 @@ async function main (): Promise<void> {
     const idle = await commandsOf(admin, monitorLines, async () => {})
     const probes: Record<string, { commands: Counts, monitor: string[] }> = {}
     for (const [label, url] of [['dashboard', dashboardUrl], ['units/status', unitsUrl]] as const) {
-      const key = label === 'dashboard' ? `dashboard:stats:org:${orgId}` : `dashboard:units:status:org:${orgId}`
+      const keys = app.dashboard.keys
+      const key = keys.entry({ queryType: label === 'dashboard' ? 'stats' : 'units_status', orgId })
       await request(url, noCache)() // cached, and the overview's compliance figure too (it may have expired)
       const kinds = label === 'dashboard' ? ['hit', 'miss', 'cold miss', 'no-cache'] as const : ['hit', 'miss', 'no-cache'] as const
       for (const kind of kinds) {
         if (kind === 'miss') await admin.unlink(key)
-        if (kind === 'cold miss') await admin.unlink(key, complianceKey(orgId))
+        if (kind === 'cold miss') await admin.unlink(key, keys.compliance(orgId))
         const r = await commandsOf(admin, monitorLines, request(url, kind === 'no-cache' ? noCache : auth))
         probes[`${label} ${kind}`] = { commands: minus(r.stats, idle.stats), monitor: r.monitor.map((l) => l.replaceAll(orgId, '<org>')) }
       }

@@ -1,23 +1,23 @@
 /**
  * Invalidation cost against the size of the Redis keyspace: the design log's org-wide SCAN MATCH + UNLINK (D4, D13)
- * against the per-entry script (`invalidateEntries`) that events use, plus the memory the fences cost over time.
+ * against the per-entry script (src/features/cache/scripts/invalidate.lua) that events use, plus the memory the fences cost over time.
  *
  *   npx tsx bench/invalidation.ts [--sizes 0,100000,1000000] [--iterations 200] [--scan-budget 60]
  *                                 [--memory-ops 10000] [--rate 500]
  *
  * Everything runs on a private redis-server on a free port (never the shared 6379), flushed between keyspace sizes.
  * One organization owns 1,004 cached entries (700 unit trends, 300 unit alert counts, 4 organization-level),
- * written through CacheService.setFenced as a miss writes them. Each timed call is one `await` on the client, so
+ * written through the store's fenced SET as a miss writes them. The organization-wide path deletes the exact keys of
+ * the organization's 1,000 units in calls of at most 500 keys. Each timed call is one `await` on the client, so
  * the figures include the round trips. Prints markdown and writes bench-out/invalidation.json.
  */
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
-import type { CacheService } from '../src/features/cache/cache-service.js'
-import { dashboardKey, entriesForEvent, generationKey, orgLevelEntries, unitIndexKey, type Entry } from '../src/features/cache/keys.js'
-import type { ChangeEvent } from '../src/features/events/types.js'
-import { benchCache, fillUnrelated, orgFixture, populate } from './lib/cache-fixture.js'
+import type { ChangeEvent } from '../src/features/changes/events.js'
+import { entriesForEvent, type Entry } from '../src/features/dashboard/query-types.js'
+import { BENCH_PREFIX, benchCache, fillUnrelated, orgFixture, populate, type BenchCache } from './lib/cache-fixture.js'
 import { commandStats, info, startBenchRedis } from './lib/redis-server.js'
 import { log, machine, markdownTable, ratio, summarize, writeResult, type Summary } from './lib/stats.js'
 
@@ -42,7 +42,7 @@ type PathName = 'scan' | 'unitUpdate' | 'orgWide'
 interface PathResult extends Summary { serverUs: { mean: number, p50: number, p99: number }, scanCallsPerCall?: number }
 
 const fx = orgFixture({ units: 1000, trends: 700, unitAlerts: 300 })
-const pattern = `dashboard:*:org:${fx.orgId}*`
+const pattern = `${BENCH_PREFIX}dashboard:*:org:{${fx.orgId}}*`
 
 function unitUpdate (unitId: string): ChangeEvent {
   return {
@@ -96,7 +96,7 @@ async function measure (admin: Redis, o: {
   return r
 }
 
-async function benchSize (admin: Redis, cache: CacheService, n: number): Promise<Record<PathName, PathResult> & { dbsize: number, usedMemoryMb: number }> {
+async function benchSize (admin: Redis, cache: BenchCache, n: number): Promise<Record<PathName, PathResult> & { dbsize: number, usedMemoryMb: number }> {
   await admin.flushall()
   const t = performance.now()
   await fillUnrelated(admin, n)
@@ -104,13 +104,13 @@ async function benchSize (admin: Redis, cache: CacheService, n: number): Promise
   const dbsize = await admin.dbsize()
   const usedMemoryMb = Math.round(Number((await info(admin, 'memory')).used_memory) / 2 ** 20)
   log(`N=${n}: ${dbsize} keys, ${usedMemoryMb} MB, filled in ${((performance.now() - t) / 1000).toFixed(1)} s`)
-  const expected = fx.all.length + 1 // the entries and the organization's unit index
+  const expected = fx.all.length // the entries (the fence hash is kept, as an administrative purge keeps it)
 
   log(`N=${n}: (a) invalidatePattern ${pattern}`)
   const scan = await measure(admin, {
     prepare: () => populate(cache, fx.all),
     call: async () => {
-      const deleted = await cache.invalidatePattern(pattern)
+      const deleted = await cache.store.invalidatePattern(pattern, cache.keys.isFence)
       if (deleted !== expected) throw new Error(`invalidatePattern deleted ${deleted} keys, expected ${expected}`)
     },
     commands: ['scan', 'unlink'],
@@ -119,7 +119,7 @@ async function benchSize (admin: Redis, cache: CacheService, n: number): Promise
     minIterations: MIN_SCAN_ITERATIONS
   })
 
-  log(`N=${n}: (b) invalidateEntries for a unitUpdate`)
+  log(`N=${n}: (b) the event script for a unitUpdate`)
   let current: Entry[] = []
   const unitUpdateResult = await measure(admin, {
     prepare: async (i) => {
@@ -131,28 +131,27 @@ async function benchSize (admin: Redis, cache: CacheService, n: number): Promise
     iterations: ITERATIONS
   })
 
-  log(`N=${n}: (c) organization-wide invalidateEntries with ${fx.perUnit.length} indexed unit keys`)
+  log(`N=${n}: (c) organization-wide invalidation of the ${fx.unitIds.length} units' keys`)
   const orgWide = await measure(admin, {
     prepare: () => populate(cache, fx.all),
-    call: () => cache.invalidateEntries(fx.orgId, orgLevelEntries(fx.orgId), true),
+    call: () => cache.invalidateEntries(fx.orgId, [], { unitIds: fx.unitIds }),
     commands: ['evalsha', 'eval'],
     iterations: ITERATIONS
   })
-  const left = await admin.exists(...fx.perUnit.map(dashboardKey))
+  const left = await admin.exists(...fx.perUnit.map(cache.keys.entry))
   if (left !== 0) throw new Error(`${left} unit keys survived an organization-wide invalidation`)
   return { scan, unitUpdate: unitUpdateResult, orgWide, dbsize, usedMemoryMb }
 }
 
 /** 10,000 event invalidations + re-reads for one organization at a fixed rate; memory sampled along the way. */
-async function steadyMemory (admin: Redis, cache: CacheService) {
+async function steadyMemory (admin: Redis, cache: BenchCache) {
   await admin.flushall()
   await populate(cache, fx.all)
   const snapshot = async () => ({
     usedMemory: Number((await info(admin, 'memory')).used_memory),
     keys: await admin.dbsize(),
-    generationFields: await admin.hlen(generationKey(fx.orgId)),
-    generationBytes: Number(await admin.memory('USAGE', generationKey(fx.orgId)) ?? 0),
-    indexMembers: await admin.scard(unitIndexKey(fx.orgId))
+    generationFields: await admin.hlen(cache.keys.fence(fx.orgId)),
+    generationBytes: Number(await admin.memory('USAGE', cache.keys.fence(fx.orgId)) ?? 0)
   })
   const before = await snapshot()
   const samples: Array<{ op: number, usedMemory: number, keys: number }> = []
@@ -173,7 +172,7 @@ async function steadyMemory (admin: Redis, cache: CacheService) {
         : { name: 'deviceStatusChange', payload: { organizationId: fx.orgId, deviceId: unitId, unitId, status: 'offline' } }
     const entries = entriesForEvent(ev)
     const orgWide = k % 1000 === 500 // management writes drop the whole organization now and then
-    await cache.invalidateEntries(fx.orgId, orgWide ? orgLevelEntries(fx.orgId) : entries, orgWide)
+    await cache.invalidateEntries(fx.orgId, entries, orgWide ? { unitIds: fx.unitIds } : undefined)
     await populate(cache, orgWide ? fx.all : entries)
     if ((k + 1) % 1000 === 0) {
       const s = await snapshot()
@@ -188,7 +187,7 @@ async function steadyMemory (admin: Redis, cache: CacheService) {
 async function main (): Promise<void> {
   const atStart = machine()
   const redis = await startBenchRedis()
-  const { cache, close } = await benchCache(redis.url)
+  const cache = await benchCache(redis.url)
   try {
     const sizes: Record<string, Awaited<ReturnType<typeof benchSize>>> = {}
     for (const n of SIZES) sizes[n] = await benchSize(redis.client, cache, n)
@@ -196,7 +195,7 @@ async function main (): Promise<void> {
     const memory = await steadyMemory(redis.client, cache)
 
     const rows = Object.entries(sizes).flatMap(([n, r]) => (['scan', 'unitUpdate', 'orgWide'] as const).map((p) => [
-      Number(n).toLocaleString('en-US'), p === 'scan' ? 'invalidatePattern (SCAN+UNLINK)' : p === 'unitUpdate' ? 'invalidateEntries, unitUpdate' : 'invalidateEntries, org-wide',
+      Number(n).toLocaleString('en-US'), p === 'scan' ? 'invalidatePattern (SCAN+UNLINK)' : p === 'unitUpdate' ? 'event script, unitUpdate' : 'organization-wide',
       r[p].n, r[p].mean, r[p].p50, r[p].p99, r[p].max, r[p].serverUs.p50, r[p].serverUs.p99, r[p].scanCallsPerCall ?? null
     ]))
     const ratios = Object.entries(sizes).map(([n, r]) => [
@@ -211,9 +210,9 @@ async function main (): Promise<void> {
     console.log(`\n## Ratios (same run)\n\n${markdownTable(
       ['keyspace', 'SCAN / unitUpdate p50', 'p99', 'SCAN / org-wide p50', 'p99', 'new path p99 < 5 ms'], ratios)}`)
     console.log(`\n## Steady state: ${memory.operations} invalidations + re-reads at ${memory.achievedRate}/s (target ${memory.targetRate}/s)\n\n${markdownTable(
-      ['', 'used_memory MB', 'keys', 'generation hash fields', 'generation hash bytes', 'unit index members'], [
-        ['before', mb(memory.before.usedMemory), memory.before.keys, memory.before.generationFields, memory.before.generationBytes, memory.before.indexMembers],
-        ['after', mb(memory.after.usedMemory), memory.after.keys, memory.after.generationFields, memory.after.generationBytes, memory.after.indexMembers]
+      ['', 'used_memory MB', 'keys', 'fence hash fields', 'fence hash bytes'], [
+        ['before', mb(memory.before.usedMemory), memory.before.keys, memory.before.generationFields, memory.before.generationBytes],
+        ['after', mb(memory.after.usedMemory), memory.after.keys, memory.after.generationFields, memory.after.generationBytes]
       ])}\n\nused_memory every 1,000 operations (MB / keys): ${memory.samples.map((s) => `${mb(s.usedMemory)}/${s.keys}`).join(', ')}`)
     const file = writeResult('invalidation.json', {
       machine: { ...atStart, loadAvgAtEnd: machine().loadAvg },
@@ -229,7 +228,7 @@ async function main (): Promise<void> {
     })
     log(`wrote ${file}`)
   } finally {
-    await close()
+    await cache.close()
     await redis.stop()
   }
 }

@@ -12,20 +12,20 @@ import type { Clock } from './lib/clock.js'
 import { systemClock } from './lib/clock.js'
 import { createDatabase, type Database, type Db } from './infra/postgres.js'
 import { createMetrics, type Metrics } from './infra/metrics.js'
-import { createEventPublisher, type EventPublisher } from './features/events/publisher.js'
+import redisPlugin from './infra/redis.js'
 import { resolveJwtSecret } from './features/auth/tokens.js'
 import authPlugin from './features/auth/index.js'
-import redisPlugin from './infra/redis.js'
 import cachePlugin from './features/cache/index.js'
+import dashboardPlugin from './features/dashboard/index.js'
 import realtimePlugin from './features/realtime/index.js'
-import queuePlugin from './features/queue/index.js'
+import changesPlugin from './features/changes/index.js'
 import monitoringPlugin from './features/monitoring/index.js'
+import queuePlugin from './features/queue/index.js'
+import evaluationPlugin from './features/evaluation/index.js'
 import managementPlugin from './features/management/index.js'
 import alertsPlugin from './features/alerts/index.js'
 import ingestionPlugin from './features/ingestion/index.js'
-import dashboardPlugin from './features/dashboard/index.js'
 import reportsPlugin from './features/reports/index.js'
-import sweeperPlugin from './features/sweeper/index.js'
 import healthPlugin from './features/health/index.js'
 import webPlugin from './features/web/index.js'
 
@@ -36,7 +36,6 @@ declare module 'fastify' {
     database: Database
     db: Db
     metrics: Metrics
-    events: EventPublisher
   }
 }
 
@@ -48,11 +47,14 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger
   /** Run the queue worker and the sweeper in this process (serve without --no-worker). */
   worker?: boolean
-  /** Periodic sweeper; tests drive it by hand with the injectable clock. */
+  /** The local sweep timer; tests sweep by hand with the injectable clock. */
   sweeper?: boolean
 }
 
-/** The Fastify app: infrastructure first, then features, in one explicit ordered list. */
+/**
+ * The Fastify app, in one explicit ordered list: core, HTTP, infrastructure, the read side, the write path,
+ * then the features that change things. docs/architecture.md traces a reading and a dashboard read through it.
+ */
 export async function buildApp (opts: BuildOptions) {
   const { config } = opts
   const loggerOpts = opts.logger ?? { level: config.LOG_LEVEL, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] }
@@ -69,14 +71,13 @@ export async function buildApp (opts: BuildOptions) {
   const jwtSecret = resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR, (file) =>
     app.log.warn({ file }, 'JWT_SECRET not set: generated a random secret and stored it (set JWT_SECRET in production)'))
 
-  // 1. Core: configuration, clock, database, metrics, the change publisher, the error map.
+  // 1. Core: configuration, clock, database, metrics, the error map.
   await app.register(fp(async (core) => {
     core.decorate('config', config)
     core.decorate('clock', opts.clock ?? systemClock)
     core.decorate('database', database)
     core.decorate('db', database.db)
     core.decorate('metrics', createMetrics(undefined, { defaultMetrics: true }))
-    core.decorate('events', createEventPublisher({ log: core.log }))
     core.addHook('onClose', async () => { if (ownsDatabase) await database.close() })
   }, { name: 'core' }))
 
@@ -108,23 +109,32 @@ export async function buildApp (opts: BuildOptions) {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  // 3. Infrastructure plugins: auth, Redis, the cache (before the services that use it, D15), Socket.io, the queue.
+  // 3. Infrastructure: authentication, the Redis connections, the generic cache (before what uses it).
   await app.register(authPlugin, { jwtSecret })
   await app.register(redisPlugin)
   await app.register(cachePlugin)
-  await app.register(realtimePlugin)
-  await app.register(queuePlugin, { worker: opts.worker ?? false })
 
-  // 4. Features. monitoring (state machine, alerts lifecycle) is used by ingestion, management and the sweeper.
+  // 4. The read side and the fan-out: cached dashboard reads, Socket.io.
+  await app.register(dashboardPlugin)
+  await app.register(realtimePlugin)
+
+  // 5. The write path. Every change commits, then invalidates what it changed, then is emitted — in that
+  //    order, for every writer below (src/features/changes/pipeline.ts).
+  await app.register(changesPlugin, {
+    invalidate: (publication) => app.dashboard.readThrough.invalidate(publication),
+    emit: (event) => app.realtime.emit(event)
+  })
+
+  // 6. What changes things: the state machine and alert lifecycle, evaluation (queue, else inline; the
+  //    workers and the sweep), management, alert actions, ingestion. Then reports, health, the page.
   await app.register(monitoringPlugin)
+  await app.register(queuePlugin)
+  await app.register(evaluationPlugin, { worker: opts.worker ?? false, sweeper: opts.sweeper ?? false })
   await app.register(managementPlugin)
   await app.register(alertsPlugin)
   await app.register(ingestionPlugin)
-  await app.register(dashboardPlugin)
   await app.register(reportsPlugin)
-  await app.register(sweeperPlugin, { timer: opts.sweeper ?? false })
   await app.register(healthPlugin)
-  // 5. The dashboard page at / (web/dist, built by `npm run build`).
   await app.register(webPlugin)
 
   return app

@@ -14,7 +14,10 @@ export const envSchema = z.object({
   REDIS_DISABLED: bool.default(false),
   REDIS_COMMAND_TIMEOUT_MS: intIn(10, 10_000).default(250),
   CACHE_TTL_SECONDS: intIn(1, 86_400).default(60),
-  QUEUE_PREFIX: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('bull'),
+  // Every key and channel coldboard uses starts with it, so deployments sharing a Redis never meet.
+  REDIS_KEY_PREFIX: z.string().max(64).regex(/^[A-Za-z0-9_:.-]*$/, 'letters, digits, _ : . and - only').default('coldboard:'),
+  // BullMQ's prefix; derived from REDIS_KEY_PREFIX when unset (`coldboard:` → `coldboard:bull`).
+  QUEUE_PREFIX: z.string().min(1).max(64).regex(/^[A-Za-z0-9_:.{}-]+$/, 'letters, digits, _ : . { } and - only').optional(),
   PORT: intIn(0, 65535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -35,6 +38,8 @@ export interface Config extends Env {
   /** Fastify's trustProxy: whose X-Forwarded-For to believe (client addresses drive rate limits). */
   trustProxy: boolean | number | string[]
   redis: { url: string } | null
+  /** BullMQ's prefix: QUEUE_PREFIX, else derived from REDIS_KEY_PREFIX. */
+  queuePrefix: string
 }
 
 export class ConfigError extends Error {
@@ -66,6 +71,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     ...cfg,
     trustProxy,
     corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
-    redis: cfg.REDIS_DISABLED ? null : { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}` }
+    redis: cfg.REDIS_DISABLED ? null : { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}` },
+    queuePrefix: cfg.QUEUE_PREFIX ?? `${cfg.REDIS_KEY_PREFIX}bull`.replace(/^:+/, '')
   }
 }

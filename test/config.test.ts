@@ -7,13 +7,21 @@ import { ConfigError, loadConfig } from '../src/config.js'
 import { resolveJwtSecret } from '../src/features/auth/tokens.js'
 
 describe('configuration', () => {
-  it('has the SPEC defaults', () => {
+  it('has the defaults of .env.example', () => {
     const c = loadConfig({})
     expect(c).toMatchObject({ PORT: 3000, CACHE_TTL_SECONDS: 60, OFFLINE_AFTER_MINUTES: 15, CONFIRM_MINUTES: 10, RATE_LIMIT_MAX: 600, trustProxy: false, corsOrigins: false })
+    expect(c).toMatchObject({ REDIS_KEY_PREFIX: 'coldboard:', queuePrefix: 'coldboard:bull' })
+    expect(c.QUEUE_PREFIX).toBeUndefined()
     expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379' })
     expect(loadConfig({ REDIS_HOST: 'cache', REDIS_PORT: '6380' }).redis).toEqual({ url: 'redis://cache:6380' })
     expect(loadConfig({ REDIS_URL: 'redis://r:1', REDIS_HOST: 'ignored' }).redis).toEqual({ url: 'redis://r:1' })
     expect(loadConfig({ REDIS_DISABLED: 'true' }).redis).toBeNull()
+  })
+
+  it('derives the queue prefix from REDIS_KEY_PREFIX unless QUEUE_PREFIX is set', () => {
+    expect(loadConfig({ REDIS_KEY_PREFIX: 'tenant-a:' }).queuePrefix).toBe('tenant-a:bull')
+    expect(loadConfig({ REDIS_KEY_PREFIX: 'tenant-a:', QUEUE_PREFIX: 'jobs' }).queuePrefix).toBe('jobs')
+    expect(() => loadConfig({ REDIS_KEY_PREFIX: 'has space:' })).toThrow(/REDIS_KEY_PREFIX/)
   })
 
   it('names every wrong variable in one error', () => {

@@ -1,26 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp } from './helpers/app.js'
-import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import type { App } from '../src/app.js'
+import { describe, expect, it } from 'vitest'
+import { useTestApp } from './helpers/fixture.js'
 
 describe('app boots on PostgreSQL', () => {
-  let db: TestDatabase
-  let app: App
-  beforeAll(async () => {
-    db = await createTestDatabase()
-    app = await buildTestApp({ database: db })
-    await app.ready()
-  })
-  afterAll(async () => { await app?.close(); await db?.drop() })
+  const ctx = useTestApp()
 
   it('serves the OpenAPI document', async () => {
-    const res = await app.inject({ url: '/docs/json' })
+    const res = await ctx.app.inject({ url: '/docs/json' })
     expect(res.statusCode).toBe(200)
     expect(res.json().openapi).toMatch(/^3\./)
   })
 
   it('answers unknown routes with the error shape', async () => {
-    const res = await app.inject({ url: '/nope' })
+    const res = await ctx.app.inject({ url: '/nope' })
     expect(res.statusCode).toBe(404)
     expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } })
   })

@@ -1,20 +1,44 @@
 import { randomUUID } from 'node:crypto'
 import pino from 'pino'
+import { Registry } from 'prom-client'
 import type { Redis } from 'ioredis'
-import { createMetrics } from '../../src/infra/metrics.js'
 import { createRedisInfra } from '../../src/infra/redis.js'
-import { createCacheService, type CacheService } from '../../src/features/cache/cache-service.js'
-import type { Entry } from '../../src/features/cache/keys.js'
-import { waitFor } from '../../test/helpers/redis.js'
+import { createFailurePolicy } from '../../src/features/cache/failure-policy.js'
+import { createCacheMetrics } from '../../src/features/cache/metrics.js'
+import { GROUP_WIDE_FIELD, createCacheStore, type CacheStore } from '../../src/features/cache/store.js'
+import { createDashboardKeys, fenceField, type DashboardKeys } from '../../src/features/dashboard/keys.js'
+import type { Entry } from '../../src/features/dashboard/query-types.js'
+import { organizationKeys } from '../../src/features/dashboard/read-through.js'
+import { waitFor } from '../../src/lib/net.js'
 
-/** A CacheService on a connection configured exactly like the app's cache connection. */
-export async function benchCache (url: string, ttlSeconds = 60): Promise<{ cache: CacheService, close: () => Promise<void> }> {
+/** The default REDIS_KEY_PREFIX, as a deployment runs it. */
+export const BENCH_PREFIX = 'coldboard:'
+
+export interface BenchCache {
+  store: CacheStore
+  keys: DashboardKeys
+  /** What the read-through runs for these entries (or, orgWide, for the whole organization of `unitIds`). */
+  invalidateEntries (orgId: string, entries: Entry[], orgWide?: { unitIds: string[] }): Promise<void>
+  close (): Promise<void>
+}
+
+/** The cache store on a connection configured exactly like the app's cache connection. */
+export async function benchCache (url: string, ttlSeconds = 60): Promise<BenchCache> {
   const log = pino({ level: 'silent' })
   const infra = createRedisInfra({ url, commandTimeoutMs: 250, log })
   const conn = infra.connection('cache')
   await waitFor(() => conn.status === 'ready', 10_000, 'cache connection')
-  const cache = createCacheService({ redis: conn, ttlSeconds, metrics: createMetrics(), log })
-  return { cache, close: () => infra.close() }
+  const metrics = createCacheMetrics(new Registry())
+  const store = createCacheStore({ redis: conn, ttlSeconds, metrics, failures: createFailurePolicy({ metrics, log }) })
+  const keys = createDashboardKeys(BENCH_PREFIX)
+  return {
+    store,
+    keys,
+    invalidateEntries: (orgId, entries, orgWide) => orgWide
+      ? store.invalidate(keys.fence(orgId), [GROUP_WIDE_FIELD], organizationKeys(keys, orgId, orgWide.unitIds))
+      : store.invalidate(keys.fence(orgId), [...new Set(entries.map(fenceField))], [...new Set(entries.map(keys.entry))]),
+    close: () => infra.close()
+  }
 }
 
 /**
@@ -58,15 +82,15 @@ export function payload (e: Entry): string {
 }
 
 /** The cache-aside re-read of each entry as the app does it on a miss: capture the fence, then a fenced SET. */
-export async function populate (cache: CacheService, entries: Entry[]): Promise<void> {
+export async function populate (cache: BenchCache, entries: Entry[]): Promise<void> {
   // In slices: the cache connection gives up on a reply after 250 ms, and 1,000 trends are 21 MB to send.
   for (let from = 0; from < entries.length; from += 100) {
     const slice = entries.slice(from, from + 100)
-    const fences = await Promise.all(slice.map((e) => cache.readFence(e)))
+    const fences = await Promise.all(slice.map((e) => cache.store.readFence(cache.keys.fence(e.orgId), fenceField(e))))
     const results = await Promise.all(slice.map((e, i) => {
       const fence = fences[i]
       if (!fence) throw new Error('cache unavailable while populating')
-      return cache.setFenced(e, payload(e), fence)
+      return cache.store.setFenced(fence, cache.keys.entry(e), payload(e))
     }))
     const refused = results.filter((r) => r !== 'stored')
     if (refused.length > 0) throw new Error(`${refused.length} fenced sets were not stored (${[...new Set(refused)].join(', ')})`)
@@ -76,17 +100,17 @@ export async function populate (cache: CacheService, entries: Entry[]): Promise<
 // Server-side fill: half BullMQ-like job hashes, half other tenants' dashboard keys (50 per tenant, with a
 // TTL long enough not to expire during the run). Other tenants' ids never match the measured organization.
 const FILL = `
-local from, count, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local from, count, ttl, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 for i = from, from + count - 1 do
   if i % 2 == 0 then
-    redis.call('HSET', 'bull:ingest:' .. i, 'name', 'readings', 'data', '{"organizationId":"x","unitIds":["y"]}', 'timestamp', '1735689600000')
+    redis.call('HSET', prefix .. 'bull:ingestion:' .. i, 'name', 'process', 'data', '{"organizationId":"x","unitIds":["y"]}', 'timestamp', '1735689600000')
   else
     local t = math.floor(i / 100)
-    local org = string.format('%08x-0000-4000-8000-%012x', t, t)
+    local org = string.format('{%08x-0000-4000-8000-%012x}', t, t)
     local k = math.floor((i % 100) / 2)
     local key
-    if k < 4 then key = 'dashboard:' .. ({'stats', 'units:status', 'alerts:count', 'devices:online'})[k + 1] .. ':org:' .. org
-    else key = string.format('dashboard:temperature:trends:org:%s:unit:%08x-0000-4000-8000-%012x', org, i, i) end
+    if k < 4 then key = prefix .. 'dashboard:' .. ({'stats', 'units:status', 'alerts:count', 'devices:online'})[k + 1] .. ':org:' .. org
+    else key = string.format('%sdashboard:temperature:trends:org:%s:unit:%08x-0000-4000-8000-%012x', prefix, org, i, i) end
     redis.call('SET', key, '{"points":[]}', 'EX', ttl)
   end
 end
@@ -95,6 +119,6 @@ return count`
 /** Adds `n` unrelated keys in server-side batches of 50,000. */
 export async function fillUnrelated (client: Redis, n: number): Promise<void> {
   for (let from = 0; from < n; from += 50_000) {
-    await client.eval(FILL, 0, from, Math.min(50_000, n - from), 6 * 3600)
+    await client.eval(FILL, 0, from, Math.min(50_000, n - from), 6 * 3600, BENCH_PREFIX)
   }
 }

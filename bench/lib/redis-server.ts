@@ -1,41 +1,27 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
-import { freePort, waitFor } from '../../test/helpers/redis.js'
+import { startRedisServer } from '../../src/lib/redis-server.js'
+import { waitFor } from '../../src/lib/net.js'
 
 export interface BenchRedis { url: string, port: number, client: Redis, stop (): Promise<void> }
 
-const running = new Set<ChildProcess>()
-// A crashed benchmark must not leave a redis-server behind.
-process.once('exit', () => { for (const p of running) p.kill('SIGKILL') })
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { for (const p of running) p.kill('SIGKILL'); process.exit(130) })
-}
-
 /**
- * A private, throw-away redis-server on a free port, configured like production for BullMQ (noeviction,
- * no persistence). Benchmarks fill it with millions of keys and reset its statistics, so it must never be
- * the shared 6379 one.
+ * A private, throw-away redis-server (src/lib/redis-server.ts) with a plain client. Benchmarks fill it with
+ * millions of keys and reset its statistics, so it must never be the shared 6379 one.
  */
 export async function startBenchRedis (): Promise<BenchRedis> {
-  const port = await freePort()
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' })
-  running.add(proc)
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => { running.delete(proc); resolve() }))
-  const url = `redis://127.0.0.1:${port}`
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  const server = await startRedisServer()
+  const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   client.on('error', () => {})
   await waitFor(async () => {
     try { await client.connect(); return true } catch { return false }
-  }, 10_000, `redis-server on ${port}`)
+  }, 10_000, `redis-server on ${server.port}`)
   return {
-    url,
-    port,
+    url: server.url,
+    port: server.port,
     client,
     async stop () {
       client.disconnect()
-      if (proc.exitCode === null) proc.kill('SIGTERM')
-      await exited
+      await server.stop('SIGTERM')
     }
   }
 }

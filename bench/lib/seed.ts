@@ -1,19 +1,6 @@
 import { sql } from 'drizzle-orm'
-import pg from 'pg'
 import { rows, type Db } from '../../src/infra/postgres.js'
-
-/** Runs one statement on the server's maintenance database (CREATE / DROP DATABASE). */
-export async function adminQuery (adminUrl: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try { await client.query(text) } finally { await client.end() }
-}
-
-export function databaseUrl (adminUrl: string, name: string): string {
-  const u = new URL(adminUrl)
-  u.pathname = `/${name}`
-  return u.toString()
-}
+export { adminQuery, databaseUrlOf as databaseUrl } from '../../src/lib/pg-admin.js'
 
 /**
  * One organization, server-side (INSERT … SELECT … generate_series): 10 sites, `units` units (a fifth freezers,

@@ -12,14 +12,14 @@ export interface CacheMemory {
 
 /**
  * Redis' own accounting (MEMORY USAGE … SAMPLES 0: exact, key and value overhead included) of every
- * `dashboard:*` key of the given organizations, found by SCAN. Run while the cache is in use.
+ * `<prefix>dashboard:*` key of the given organizations, found by SCAN. Run while the cache is in use.
  */
-export async function measureCacheMemory (redis: Redis, orgIds: string[]): Promise<CacheMemory> {
+export async function measureCacheMemory (redis: Redis, orgIds: string[], prefix = 'coldboard:'): Promise<CacheMemory> {
   const orgs = new Set(orgIds.map((id) => id.toLowerCase()))
   const keys: string[] = []
   let cursor = '0'
   do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', 'dashboard:*', 'COUNT', 1000)
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}dashboard:*`, 'COUNT', 1000)
     cursor = next
     keys.push(...batch)
   } while (cursor !== '0')
@@ -33,7 +33,7 @@ export async function measureCacheMemory (redis: Redis, orgIds: string[]): Promi
     for (const k of slice) pipeline.call('MEMORY', 'USAGE', k, 'SAMPLES', '0')
     const results = (await pipeline.exec()) ?? []
     slice.forEach((key, j) => {
-      const m = /^dashboard:(.+):org:([0-9a-f-]{36})/.exec(key)
+      const m = /^dashboard:(.+):org:\{([0-9a-f-]{36})\}/.exec(key.slice(prefix.length))
       const bytes = Number(results[j]?.[1] ?? 0)
       if (!m || !orgs.has(m[2]!) || !bytes) return // expired meanwhile, or not one of ours
       const kind = m[1]!

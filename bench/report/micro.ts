@@ -4,9 +4,9 @@ import Fastify from 'fastify'
 import type { Redis } from 'ioredis'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { entriesForEvent } from '../../src/features/cache/keys.js'
-import type { ChangeEvent } from '../../src/features/events/types.js'
-import { waitFor } from '../../test/helpers/redis.js'
+import type { ChangeEvent } from '../../src/features/changes/events.js'
+import { entriesForEvent } from '../../src/features/dashboard/query-types.js'
+import { waitFor } from '../../src/lib/net.js'
 import { benchCache, fillUnrelated, orgFixture, populate } from '../lib/cache-fixture.js'
 import { percentiles, type Percentiles } from '../workload/latency.js'
 import { breakdownSteps, registerBreakdownRoutes, type BreakdownStep } from './breakdown.js'
@@ -18,7 +18,7 @@ import { peerNames, registerPeerRoutes, type PeerName } from './peers.js'
  * for each size. Timed per call on the client, round trip included.
  */
 export async function invalidationMicro (o: { redisUrl: string, admin: Redis, sizes: number[], iterations: number, log: (l: string) => void }) {
-  const { cache, close } = await benchCache(o.redisUrl)
+  const cache = await benchCache(o.redisUrl)
   const fx = orgFixture({ units: 1000, trends: 700, unitAlerts: 300 })
   const out: Array<{ unrelatedKeys: number, dbsize: number } & Percentiles> = []
   try {
@@ -44,7 +44,7 @@ export async function invalidationMicro (o: { redisUrl: string, admin: Redis, si
       o.log(`invalidation at ${size.toLocaleString('en-US')} unrelated keys: p50 ${out.at(-1)!.p50} ms, p99 ${out.at(-1)!.p99} ms`)
     }
   } finally {
-    await close()
+    await cache.close()
     await o.admin.flushall()
   }
   return out
@@ -95,7 +95,7 @@ export async function hitPathMicro (o: {
     peers = await registerPeerRoutes(app, { redisUrl: o.redisUrl, payload: () => payload, ttlSeconds: config.CACHE_TTL_SECONDS })
     steps = registerBreakdownRoutes(app, { redisUrl: o.redisUrl, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, key: BREAKDOWN_KEY, body: () => body })
     // What coldboard's own cache connection is configured with (a fresh one from the same factory, closed with the app).
-    const cacheConnectionAutoPipelining = app.redis?.connection('cache').options.enableAutoPipelining === true
+    const cacheConnectionAutoPipelining = app.redis?.options('cache').enableAutoPipelining === true
     const appUrl = await app.listen({ port: 0, host: '127.0.0.1' })
     const cache = app.cache
     await waitFor(() => cache.isAvailable(), 10_000, 'the cache connection')

@@ -44,7 +44,7 @@ const round = (x: number, digits = 4) => Math.round(x * 10 ** digits) / 10 ** di
 const reduction = (on: number | null, off: number | null) => on === null || off === null || off <= 0 ? null : round(1 - on / off)
 const strip = ({ samples: _samples, ...rest }: RunResult): RunSummary => rest
 
-/** report.json: every figure of issue 5 under its name, the runs behind them, and each bar met or missed. */
+/** report.json: every benchmarked figure under its name, the runs behind them, and each bar (docs/PERFORMANCE.md) met or missed. */
 export function buildReport (i: BenchInputs) {
   const { cached, uncached } = i
   const readsOn = i.pg.source === 'pg_stat_statements' ? cached.database?.readsPerSecond.statements ?? null : cached.database?.readsPerSecond.transactions ?? null

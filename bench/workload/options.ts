@@ -1,6 +1,6 @@
 import type { ParseArgsConfig } from 'node:util'
 
-/** Everything that defines a workload; W1 below is the reference (issue 5). */
+/** Everything that defines a workload; W1 below is the reference (docs/PERFORMANCE.md). */
 export interface Workload {
   orgs: number
   /** Units per organization, one device each. */

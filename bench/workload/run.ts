@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTokenService } from '../../src/features/auth/tokens.js'
-import { queryTypes, type QueryType } from '../../src/infra/metrics.js'
+import { queryTypeNames as queryTypes, type QueryType } from '../../src/features/dashboard/query-types.js'
 import { createRng, deriveSeed } from '../../src/tools/random.js'
 import type { SeededOrg } from './dataset.js'
 import { createHttpClient, type HttpClient } from './http.js'

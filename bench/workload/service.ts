@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { envSchema } from '../../src/config.js'
-import { freePort, waitFor } from '../../test/helpers/redis.js'
+import { freePort, waitFor } from '../../src/lib/net.js'
 
 const bin = fileURLToPath(new URL('../../bin/coldboard.js', import.meta.url))
 const running = new Set<ChildProcess>()

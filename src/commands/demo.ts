@@ -38,7 +38,7 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
     redis: redis.kind === 'none' ? null : { url: redis.url }
   }
 
-  const { app } = await startServer({
+  const { app, beforeClose } = await startServer({
     config: demoConfig,
     port: args.port ?? cfg.PORT,
     worker: true,
@@ -64,8 +64,8 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
     clock: app.clock,
     log
   })
-  // close-with-grace (startServer) closes the app on these signals; the simulator stops with it.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void simulator.stop() })
+  // close-with-grace (startServer) closes the app on SIGINT/SIGTERM; the simulator, a client of it, stops first.
+  beforeClose(() => simulator.stop())
   simulator.start()
 
   const ttl = 24 * 3600_000

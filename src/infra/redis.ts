@@ -6,6 +6,8 @@ declare module 'fastify' {
 }
 
 export type RedisPurpose = 'cache' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
+/** A connection as the cache and the real-time layer use it. */
+export type RedisClient = Redis
 
 /**
  * One place that knows how coldboard talks to Redis (D1, D6). The cache connection never queues a
@@ -54,6 +56,8 @@ export function createRedisInfra (opts: { url: string, commandTimeoutMs: number,
   return {
     url: opts.url,
     connection,
+    /** The options a connection for `purpose` is made with. */
+    options: (purpose: RedisPurpose): RedisOptions => ({ ...base, ...byPurpose[purpose] }),
     async close () {
       if (closed) return
       closed = true
@@ -80,4 +84,4 @@ export default fp(async function redisPlugin (app) {
   const infra = cfg ? createRedisInfra({ url: cfg.url, commandTimeoutMs: app.config.REDIS_COMMAND_TIMEOUT_MS, log: app.log.child({ component: 'redis' }) }) : null
   app.decorate('redis', infra)
   app.addHook('onClose', async () => { await infra?.close() })
-}, { name: 'redis', dependencies: ['core'] })
+}, { name: 'redis', dependencies: ['core'], decorators: { fastify: ['config'] } })

@@ -41,7 +41,7 @@ export interface SeedResult {
 /**
  * Writes a realistic dataset: organizations, sites, units with thresholds by type, one device each,
  * readings every `intervalSeconds` over the last `hours`, and the unit states, device statuses and
- * alerts that ingestion and the sweeper would have produced from those readings (SPEC §2).
+ * alerts that ingestion and the sweeper would have produced from those readings (tools/replay.ts).
  * Each organization is one transaction; readings go in as server-side expansions of compact arrays.
  */
 export async function seedDataset (db: Db, opts: SeedOptions, clock: Clock): Promise<SeedResult> {

@@ -1,29 +1,10 @@
 import type { Alert, UnitState } from '../db/schema.js'
+import { createLifecycle } from '../features/monitoring/lifecycle.js'
 
-/** Hysteresis of SPEC §2 in hundredths of a degree. */
-export const HYSTERESIS_C = 50
-
-/** SPEC §2: the state after one reading (°C × 100), given the state before it. Offline is decided by time, not here. */
-export function stateAfter (previous: UnitState, tempC: number, minC: number, maxC: number): Exclude<UnitState, 'offline'> {
-  if (tempC > maxC) return 'too_hot'
-  if (tempC < minC) return 'too_cold'
-  if (previous === 'too_hot' && tempC > maxC - HYSTERESIS_C) return 'too_hot'
-  if (previous === 'too_cold' && tempC < minC + HYSTERESIS_C) return 'too_cold'
-  return 'normal'
-}
-
-export interface SeedAlert {
-  type: Alert['type']
-  severity: Alert['severity']
-  status: Alert['status']
-  triggerTemperature: number | null
-  threshold: Alert['threshold']
-  triggeredAt: Date
-  acknowledgedAt: Date | null
-  resolvedAt: Date | null
-}
+export type SeedAlert = Omit<Alert, 'id' | 'organizationId' | 'unitId'>
 
 export interface ReplayInput {
+  /** Temperatures in hundredths of a degree, one every `intervalMs` from `startMs`. */
   temps: Int32Array
   tempMin: number
   tempMax: number
@@ -33,7 +14,7 @@ export interface ReplayInput {
   createdAtMs: number
   offlineAfterMs: number
   confirmMs: number
-  /** Decides, per open or resolved excursion, whether someone acknowledged it (a realistic mix). */
+  /** Decides, per confirmed excursion, whether someone acknowledged it (a realistic mix). */
   acknowledge?: (alert: SeedAlert) => boolean
 }
 
@@ -46,79 +27,48 @@ export interface ReplayResult {
 }
 
 /**
- * Plays a unit's readings through the state machine the way ingestion would have, then applies
- * the sweeper's view at `nowMs`: the unit's final state, when it last changed, and every alert
- * its history raised (excursions resolved on the way back in range, escalated to critical once
- * they lasted CONFIRM_MINUTES; an offline alert if the unit has been silent too long).
+ * Plays a unit's readings through the monitoring lifecycle (src/features/monitoring/lifecycle.ts) exactly as
+ * ingestion would have, then what the sweeper would have done by `nowMs`: escalations, and offline once the
+ * unit had been silent OFFLINE_AFTER_MINUTES. Seeded history and live evaluation cannot disagree.
  */
 export function replayUnit (input: ReplayInput): ReplayResult {
-  const { temps, startMs, intervalMs, nowMs, confirmMs } = input
-  const minC = Math.round(input.tempMin * 100)
-  const maxC = Math.round(input.tempMax * 100)
-  const alerts: SeedAlert[] = []
-  let state: UnitState = 'normal'
-  let changedAt = input.createdAtMs
-  let open: SeedAlert | null = null
-
+  const { temps, startMs, intervalMs, nowMs } = input
+  let ids = 0
+  const lifecycle = createLifecycle(
+    { id: 'seed', organizationId: 'seed', state: 'normal', stateChangedAt: new Date(input.createdAtMs), tempMin: input.tempMin, tempMax: input.tempMax },
+    [],
+    { confirmMinutes: input.confirmMs / 60_000, newId: () => String(ids++) }
+  )
   for (let i = 0; i < temps.length; i++) {
-    const t = startMs + i * intervalMs
-    const next = stateAfter(state, temps[i]!, minC, maxC)
-    if (next !== state) changedAt = t
-    if (next !== 'normal' && !open) {
-      open = {
-        type: 'temperature_excursion',
-        severity: 'warning',
-        status: 'active',
-        triggerTemperature: temps[i]! / 100,
-        threshold: next === 'too_hot' ? 'temp_max' : 'temp_min',
-        triggeredAt: new Date(t),
-        acknowledgedAt: null,
-        resolvedAt: null
-      }
-    } else if (next === 'normal' && open) {
-      open.status = 'resolved'
-      open.resolvedAt = new Date(t)
-      alerts.push(settle(open, t - open.triggeredAt.getTime() >= confirmMs, input))
-      open = null
-    }
-    state = next
+    const at = new Date(startMs + i * intervalMs)
+    // The sweeps between two readings escalate an excursion confirmed before this one (a reading at the very
+    // confirm instant is evaluated first).
+    lifecycle.tick(new Date(at.getTime() - 1))
+    lifecycle.observe(temps[i]! / 100, at)
   }
-  if (open) alerts.push(settle(open, nowMs - open.triggeredAt.getTime() >= confirmMs, input))
 
   const lastIndex = temps.length - 1
   const lastReadingMs = lastIndex >= 0 ? startMs + lastIndex * intervalMs : null
-  const silentSince = lastReadingMs ?? input.createdAtMs
-  if (nowMs - silentSince >= input.offlineAfterMs) {
-    // The sweeper noticed at the end of the window; an open excursion stays open until the next reading.
-    changedAt = silentSince + input.offlineAfterMs
-    state = 'offline'
-    alerts.push({
-      type: 'offline',
-      severity: 'warning',
-      status: 'active',
-      triggerTemperature: null,
-      threshold: null,
-      triggeredAt: new Date(changedAt),
-      acknowledgedAt: null,
-      resolvedAt: null
-    })
-  }
+  const offlineAtMs = (lastReadingMs ?? input.createdAtMs) + input.offlineAfterMs
+  // The sweeps until then escalate a confirmed excursion; once offline, the unit waits for its next reading.
+  lifecycle.tick(new Date(Math.min(nowMs, offlineAtMs)))
+  if (offlineAtMs <= nowMs) lifecycle.goOffline(new Date(offlineAtMs))
+  const result = lifecycle.result()
+
+  const alerts = result.inserted.map(({ id: _id, organizationId: _o, unitId: _u, ...alert }): SeedAlert => {
+    if (alert.type === 'temperature_excursion' && input.acknowledge?.(alert)) {
+      const end = alert.resolvedAt?.getTime() ?? nowMs
+      const start = alert.triggeredAt.getTime()
+      alert.acknowledgedAt = new Date(start + Math.floor((end - start) / 2))
+      if (alert.status === 'active') alert.status = 'acknowledged'
+    }
+    return alert
+  })
   return {
-    state,
-    stateChangedAt: new Date(changedAt),
+    state: result.state,
+    stateChangedAt: result.stateChangedAt,
     lastTemperature: lastIndex >= 0 ? temps[lastIndex]! / 100 : null,
     lastReadingAt: lastReadingMs === null ? null : new Date(lastReadingMs),
     alerts
   }
-}
-
-function settle (alert: SeedAlert, confirmed: boolean, input: ReplayInput): SeedAlert {
-  if (confirmed) alert.severity = 'critical'
-  if (input.acknowledge?.(alert)) {
-    const end = alert.resolvedAt?.getTime() ?? input.nowMs
-    const start = alert.triggeredAt.getTime()
-    alert.acknowledgedAt = new Date(start + Math.floor((end - start) / 2))
-    if (alert.status === 'active') alert.status = 'acknowledged'
-  }
-  return alert
 }

@@ -117,8 +117,11 @@ describe('deploy/docker-compose.yml', () => {
       expect(config.redis).toEqual({ url: 'redis://redis:6379' })
       expect(config.PORT).toBe(3000)
       expect(config.HOST).toBe('0.0.0.0')
+      // One key prefix for the whole deployment: the instances share entries, fences, channels and the queue.
+      expect(config.REDIS_KEY_PREFIX).toBe('coldboard:')
+      expect(config.queuePrefix).toBe('coldboard:bull')
     }
-    // One JWT secret, one database and one Redis for all of them (docs/caching.md, several instances).
+    // One JWT secret, one database, one Redis and one key prefix for all of them (docs/caching.md, several instances).
     const envs = coldboardServices.map((name) => JSON.stringify(resolvedEnv(name)))
     expect(new Set(envs).size).toBe(1)
   })

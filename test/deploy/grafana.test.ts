@@ -3,6 +3,8 @@ import path from 'node:path'
 import { Histogram, Registry } from 'prom-client'
 import { parse } from 'yaml'
 import { describe, expect, it } from 'vitest'
+import { createCacheMetrics } from '../../src/features/cache/metrics.js'
+import { createDashboardMetrics } from '../../src/features/dashboard/metrics.js'
 import { createMetrics } from '../../src/infra/metrics.js'
 
 // The Grafana dashboard is checked against the metrics coldboard registers: a renamed metric or a typo
@@ -23,10 +25,17 @@ const dashboard = JSON.parse(read('deploy/grafana/dashboards/coldboard-cache.jso
 }
 const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row')
 
-/** Every series name coldboard exposes: metric names, and the _bucket/_sum/_count of its histograms. */
+/**
+ * Every series name coldboard exposes: metric names, and the _bucket/_sum/_count of its histograms. The app's
+ * registry holds the metrics of src/infra/metrics.ts and those the cache and dashboard features register on it.
+ */
 function registeredNames (): Set<string> {
   const names = new Set<string>()
-  for (const metric of createMetrics(new Registry()).registry.getMetricsAsArray()) {
+  const registry = new Registry()
+  createMetrics(registry)
+  createCacheMetrics(registry)
+  createDashboardMetrics(registry)
+  for (const metric of registry.getMetricsAsArray()) {
     const name = (metric as unknown as { name: string }).name
     names.add(name)
     if (metric instanceof Histogram) for (const s of ['_bucket', '_sum', '_count']) names.add(name + s)
@@ -34,6 +43,18 @@ function registeredNames (): Set<string> {
   return names
 }
 const registered = registeredNames()
+
+/** The metrics of the app's registry by name, with their label names. */
+function registeredMetrics (): Map<string, string[]> {
+  const registry = new Registry()
+  createMetrics(registry)
+  createCacheMetrics(registry)
+  createDashboardMetrics(registry)
+  return new Map(registry.getMetricsAsArray().map((m) => {
+    const { name, labelNames } = m as unknown as { name: string, labelNames: string[] }
+    return [name, [...labelNames].sort()]
+  }))
+}
 
 const keywords = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'inf', 'nan'])
 
@@ -78,7 +99,7 @@ describe('deploy/grafana/dashboards/coldboard-cache.json', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 
-  it('queries only metrics that createMetrics() registers', () => {
+  it('queries only metrics that coldboard registers', () => {
     expect(registered.has('dashboard_cache_hit_total')).toBe(true)
     expect(registered.has('dashboard_request_seconds_bucket')).toBe(true)
     for (const p of panels) {
@@ -118,5 +139,12 @@ describe('deploy/grafana/dashboards/coldboard-cache.json', () => {
     for (const name of documented) {
       expect([...used].some((u) => u === name || u.startsWith(`${name}_`)), `no panel shows ${name}`).toBe(true)
     }
+  })
+
+  it('has every registered metric, and only those, in the metrics reference of docs/operations.md with its labels', () => {
+    const section = read('docs/operations.md').split(/^## /m).find((s) => s.startsWith('Metrics reference'))!
+    const rows = [...section.matchAll(/^\| `([a-z_]+)` \| \w+ \| ([^|]*) \|/gm)]
+    const documented = new Map(rows.map((m) => [m[1]!, [...m[2]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!).sort()]))
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(registeredMetrics()))
   })
 })

@@ -1,15 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import type { App } from '../../src/app.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
-import { createOrgFixture } from '../helpers/fixtures.js'
-import { freePort, sharedRedisUrl } from '../helpers/redis.js'
+import { useTestApp } from '../helpers/fixture.js'
+import { freePort, waitFor } from '../helpers/redis.js'
 
 // The alert rules and the Prometheus configuration of deploy/ are checked by Debian's promtool, and a
 // real Prometheus scrapes a real coldboard with the deployment's scrape job and rules.
@@ -98,15 +94,13 @@ describe('promtool', () => {
 
 // Each wait below has its own 30 s deadline with a precise message; the test timeout must not cut it short.
 describe('a real Prometheus scraping coldboard with the deployment scrape job and rules', { timeout: 60_000 }, () => {
-  let db: TestDatabase
-  let app: App
+  const ctx = useTestApp({ redis: true, listen: true })
   let prometheus: ChildProcess | undefined
   let prometheusExit: Promise<unknown> = Promise.resolve()
   let prometheusExited = false
   let log = ''
   let tmp = ''
   let promUrl = ''
-  let appPort = 0
   let headers: Record<string, string> = {}
   let dashboardUrl = ''
 
@@ -120,15 +114,18 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
 
   /** Polls until `fn` returns a value (30 s deadline); a Prometheus that exited fails at once with its log. */
   async function eventually<T> (what: string, fn: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + 30_000
+    let value: T | undefined
     let last: unknown
-    for (;;) {
-      if (prometheusExited) throw new Error(`prometheus exited (${prometheus!.exitCode ?? prometheus!.signalCode}):\n${log}`)
-      const value = await fn().catch((err: unknown) => { last = err })
-      if (value !== undefined) return value
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last error: ${String(last)}); prometheus log:\n${log}`)
-      await new Promise((resolve) => setTimeout(resolve, 250))
+    try {
+      await waitFor(async () => {
+        if (prometheusExited) throw new Error(`prometheus exited (${prometheus!.exitCode ?? prometheus!.signalCode})`)
+        value = await fn().catch((err: unknown) => { last = err; return undefined })
+        return value !== undefined
+      }, 30_000, what)
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (last error: ${String(last)}); prometheus log:\n${log}`)
     }
+    return value!
   }
   const series = (expr: string) => eventually(expr, async () => {
     const result = await query(expr)
@@ -137,18 +134,14 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
 
   beforeAll(async () => {
     const binary = requireBinary('prometheus')
-    db = await createTestDatabase()
-    app = await buildTestApp({ database: db, env: { REDIS_URL: sharedRedisUrl } })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    appPort = (app.server.address() as AddressInfo).port
-    const { org } = await createOrgFixture(app.db, { units: 2 })
+    const { org } = await ctx.org({ units: 2 })
     // A miss, a hit and a forced refresh (bypass) before the first scrape: the counters Prometheus sees
     // are exact, and every series exists from its first scrape on (rate() needs that).
-    headers = bearer(app, { [org.id]: 'viewer' })
+    headers = ctx.bearer({ [org.id]: 'viewer' })
     dashboardUrl = `/api/orgs/${org.id}/dashboard`
     const outcomes = []
     for (const extra of [{}, {}, { 'cache-control': 'no-cache' }]) {
-      outcomes.push((await app.inject({ url: dashboardUrl, headers: { ...headers, ...extra } })).headers['x-cache'])
+      outcomes.push((await ctx.app.inject({ url: dashboardUrl, headers: { ...headers, ...extra } })).headers['x-cache'])
     }
     expect(outcomes).toEqual(['miss', 'hit', 'bypass'])
 
@@ -156,7 +149,7 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
     const config = localPrometheusConfig((c) => {
       c.global = { ...c.global, scrape_interval: '1s', evaluation_interval: '1s' }
       const job = c.scrape_configs.find((j: { job_name: string }) => j.job_name === 'coldboard')
-      job.static_configs = [{ ...job.static_configs[0], targets: [`127.0.0.1:${appPort}`] }]
+      job.static_configs = [{ ...job.static_configs[0], targets: [new URL(ctx.url).host] }]
       c.scrape_configs = [job]
     })
     writeFileSync(path.join(tmp, 'prometheus.yml'), config)
@@ -181,14 +174,12 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
       clearTimeout(timer)
     }
     if (tmp) rmSync(tmp, { recursive: true, force: true })
-    await app?.close()
-    await db?.drop()
   })
 
   it('answers the paths the deployment probes: /health/ready and /metrics', async () => {
-    const ready = await fetch(`http://127.0.0.1:${appPort}/health/ready`)
+    const ready = await fetch(`${ctx.url}/health/ready`)
     expect(ready.status).toBe(200)
-    const metrics = await fetch(`http://127.0.0.1:${appPort}/metrics`)
+    const metrics = await fetch(`${ctx.url}/metrics`)
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/)
     expect(await metrics.text()).toMatch(/^coldboard_redis_up 1$/m)
   })
@@ -208,7 +199,7 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
     expect(await value('dashboard_cache_bypass_total{query_type="stats",reason="refresh"}')).toBe('1')
     expect(await value('dashboard_request_seconds_count{query_type="stats",cache="hit"}')).toBe('1')
     // How many queries one overview costs is the cache's business; Prometheus must report what the app counted.
-    const loads = (await app.metrics.dbLoad.get()).values.find((v) => v.labels.query_type === 'stats')!.value
+    const loads = (await ctx.app.dashboard.metrics.dbLoad.get()).values.find((v) => v.labels.query_type === 'stats')!.value
     expect(loads).toBeGreaterThanOrEqual(2)
     expect(await value('dashboard_db_load_total{query_type="stats"}')).toBe(String(loads))
   })
@@ -244,8 +235,8 @@ describe('a real Prometheus scraping coldboard with the deployment scrape job an
       .replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*').replaceAll('$query_type', '.*')
     await series('dashboard_cache_bypass_total')
     // One more hit and one more bypass while Prometheus watches: over the window, half the reads hit.
-    expect((await app.inject({ url: dashboardUrl, headers })).headers['x-cache']).toBe('hit')
-    expect((await app.inject({ url: dashboardUrl, headers: { ...headers, 'cache-control': 'no-cache' } })).headers['x-cache']).toBe('bypass')
+    expect((await ctx.app.inject({ url: dashboardUrl, headers })).headers['x-cache']).toBe('hit')
+    expect((await ctx.app.inject({ url: dashboardUrl, headers: { ...headers, 'cache-control': 'no-cache' } })).headers['x-cache']).toBe('bypass')
     for (const title of ['Hit rate by query type', 'Hit rate (5m)']) {
       const result = await eventually(title, async () => {
         // Every query type has its series from the start (at 0): the one that was read is the one to check.

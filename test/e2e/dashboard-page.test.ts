@@ -1,20 +1,18 @@
 import { execSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import type { AddressInfo } from 'node:net'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { App } from '../../src/app.js'
 import { webDist } from '../../src/features/web/index.js'
-import { buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
+import { useTestApp } from '../helpers/fixture.js'
+import type { OrgFixture } from '../helpers/fixtures.js'
 
 // The dashboard page in a real (system) Chromium against a real server: PostgreSQL, Redis, the
 // in-process BullMQ worker and Socket.io. What the user sees must match the API and follow changes live.
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const LIVE_DEADLINE_MS = 5000 // SPEC: within a second; polled with a generous deadline, never a fixed sleep
+// The page follows changes live (Socket.io events, src/features/realtime/): polled with a generous deadline, never a fixed sleep.
+const LIVE_DEADLINE_MS = 5000
 
 interface Stats {
   unitCounts: Record<'normal' | 'too_hot' | 'too_cold' | 'offline', number>
@@ -26,8 +24,14 @@ interface AlertJson { id: string, unitId: string, status: string }
 interface UnitJson { id: string, lastReadingAt: string | null }
 
 describe('dashboard page in Chromium', () => {
-  let database: TestDatabase
-  let app: App
+  beforeAll(() => {
+    if (!existsSync(chromiumPath)) {
+      throw new Error(`Chromium not found at ${chromiumPath}: install it (apt-get install chromium; scripts/ensure-services.sh does) or set CHROMIUM_PATH`)
+    }
+    // `npm test` builds the page first; a lone `vitest run` may not have.
+    if (!existsSync(path.join(webDist, 'index.html'))) execSync('npx vite build --config web/vite.config.ts', { stdio: 'pipe' })
+  })
+  const ctx = useTestApp({ redis: true, worker: true, listen: true })
   let base: string
   let fx: OrgFixture
   let browser: Browser
@@ -58,18 +62,9 @@ describe('dashboard page in Chromium', () => {
   const text = async (page: Page, selector: string) => (await page.locator(selector).textContent())?.trim() ?? ''
 
   beforeAll(async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(`Chromium not found at ${chromiumPath}: install it (apt-get install chromium; scripts/ensure-services.sh does) or set CHROMIUM_PATH`)
-    }
-    // `npm test` builds the page first; a lone `vitest run` may not have.
-    if (!existsSync(path.join(webDist, 'index.html'))) execSync('npx vite build --config web/vite.config.ts', { stdio: 'pipe' })
-
-    database = await createTestDatabase()
-    app = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' }, worker: true })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-    fx = await createOrgFixture(database.db, { units: 3 })
-    managerToken = app.tokens.sign({ sub: 'e2e-manager', orgs: { [fx.org.id]: 'manager' } })
+    base = ctx.url
+    fx = await ctx.org({ units: 3 })
+    managerToken = ctx.token({ [fx.org.id]: 'manager' }, { sub: 'e2e-manager' })
 
     // Six hours of in-range history (every 10 minutes) through the real ingestion path, so charts have data.
     const now = Date.now()
@@ -93,8 +88,6 @@ describe('dashboard page in Chromium', () => {
 
   afterAll(async () => {
     await browser?.close()
-    await app?.close()
-    await database?.drop()
   })
 
   it('signs in from the link, matches the API, follows an excursion live and acknowledges it', async () => {
@@ -190,7 +183,7 @@ describe('dashboard page in Chromium', () => {
   })
 
   it('signs a viewer in with a pasted token and shows alerts without actions', async () => {
-    const viewerToken = app.tokens.sign({ sub: 'e2e-viewer', orgs: { [fx.org.id]: 'viewer' } })
+    const viewerToken = ctx.token({ [fx.org.id]: 'viewer' }, { sub: 'e2e-viewer' })
     const page = await openPage(`${base}/`)
     await page.getByLabel('Paste an access token (JWT)').fill('not-a-token')
     await page.getByRole('button', { name: 'Sign in' }).click()

@@ -1,47 +1,42 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../src/app.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { operations, parsePrometheus } from '../../web/src/metrics.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
+import { useTestApp } from '../helpers/fixture.js'
+import type { OrgFixture } from '../helpers/fixtures.js'
 
 // The page's operations panel reads the server's real /metrics text: its figures must be the ones
 // the server counted (hit rate = hits / all dashboard reads; latency means = _sum / _count).
 
 describe('operations panel figures from /metrics', () => {
-  let database: TestDatabase
-  let app: App
+  const ctx = useTestApp({ redis: true })
   let fx: OrgFixture
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    app = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
-    fx = await createOrgFixture(database.db, { units: 2 })
-  })
-  afterAll(async () => {
-    await app?.close()
-    await database?.drop()
+    fx = await ctx.org({ units: 2 })
   })
 
-  const metricsText = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const metricsText = async () => (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body
 
   it('shows no rate before any dashboard read, then the server\'s own counts', async () => {
     const before = operations(await metricsText())
     expect(before.hitRate).toBeNull()
     expect(before.request).toEqual({ count: 0, mean: null, p95: null })
 
-    const headers = bearer(app, { [fx.org.id]: 'viewer' })
+    const headers = ctx.bearer({ [fx.org.id]: 'viewer' })
     const outcomes: string[] = []
     for (let i = 0; i < 4; i++) {
-      const res = await app.inject({ method: 'GET', url: `/api/orgs/${fx.org.id}/dashboard`, headers })
+      const res = await ctx.app.inject({ method: 'GET', url: `/api/orgs/${fx.org.id}/dashboard`, headers })
       expect(res.statusCode).toBe(200)
       outcomes.push(String(res.headers['x-cache']))
     }
     expect(outcomes).toEqual(['miss', 'hit', 'hit', 'hit'])
-    await app.events.publish([{
-      name: 'unitUpdate',
-      payload: { organizationId: fx.org.id, unitId: fx.units[0]!.id, state: 'too_hot', previousState: 'normal', lastTemperature: 9, lastReadingAt: new Date().toISOString() }
-    }])
+    // One event through the write path: one invalidation.
+    await ctx.app.changes.commit(async () => ({
+      value: undefined,
+      events: [{
+        name: 'unitUpdate',
+        payload: { organizationId: fx.org.id, unitId: fx.units[0]!.id, state: 'too_hot', previousState: 'normal', lastTemperature: 9, lastReadingAt: new Date().toISOString() }
+      }]
+    }))
 
     const text = await metricsText()
     const ops = operations(text)

@@ -4,31 +4,21 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../src/app.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import webPlugin, { webDist } from '../../src/features/web/index.js'
-import { buildTestApp } from '../helpers/app.js'
-import { createPgliteTestDatabase } from '../helpers/db.js'
-import type { Database } from '../../src/infra/postgres.js'
+import { useTestApp } from '../helpers/fixture.js'
 
 // The page is served at `/` next to the API, without shadowing any other route.
 
 describe('web plugin: the dashboard page at /', () => {
-  let database: Database
-  let app: App
-
-  beforeAll(async () => {
+  // `npm run build` builds the page; a lone `vitest run` may not have. Before the app, which looks for it.
+  beforeAll(() => {
     if (!existsSync(path.join(webDist, 'index.html'))) execSync('npx vite build --config web/vite.config.ts', { stdio: 'pipe' })
-    database = await createPgliteTestDatabase()
-    app = await buildTestApp({ database })
   })
-  afterAll(async () => {
-    await app?.close()
-    await database?.close()
-  })
+  const ctx = useTestApp({ backend: 'pglite' })
 
   it('serves the built page and its hashed assets, cached accordingly', async () => {
-    const page = await app.inject({ method: 'GET', url: '/' })
+    const page = await ctx.app.inject({ method: 'GET', url: '/' })
     expect(page.statusCode).toBe(200)
     expect(page.headers['content-type']).toMatch(/^text\/html/)
     expect(page.headers['cache-control']).toBe('no-cache')
@@ -36,19 +26,19 @@ describe('web plugin: the dashboard page at /', () => {
 
     const script = /src="(\/assets\/[^"]+\.js)"/.exec(page.body)?.[1]
     expect(script).toBeDefined()
-    const asset = await app.inject({ method: 'GET', url: script! })
+    const asset = await ctx.app.inject({ method: 'GET', url: script! })
     expect(asset.statusCode).toBe(200)
     expect(asset.headers['content-type']).toMatch(/javascript/)
     expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable')
   })
 
   it('leaves /api, /health, /metrics and unknown paths to their own handlers', async () => {
-    const api = await app.inject({ method: 'GET', url: '/api/orgs' })
+    const api = await ctx.app.inject({ method: 'GET', url: '/api/orgs' })
     expect(api.headers['content-type']).toMatch(/json/)
     expect(api.json()).toHaveProperty('error.code')
-    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200)
-    expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toContain('dashboard_cache_hit_total')
-    const missing = await app.inject({ method: 'GET', url: '/no-such-page' })
+    expect((await ctx.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200)
+    expect((await ctx.app.inject({ method: 'GET', url: '/metrics' })).body).toContain('dashboard_cache_hit_total')
+    const missing = await ctx.app.inject({ method: 'GET', url: '/no-such-page' })
     expect(missing.statusCode).toBe(404)
     expect(missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'route GET /no-such-page not found' } })
   })

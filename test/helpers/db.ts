@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { inject } from 'vitest'
 import { createDatabase, type Database } from '../../src/infra/postgres.js'
-import { adminQuery, databaseUrl } from './pg-admin.js'
+import { adminQuery as run, databaseUrlOf } from '../../src/lib/pg-admin.js'
+
+/** The server the tests create their databases on (trust auth locally; override with TEST_DATABASE_URL). */
+export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres'
+export const databaseUrl = (name: string) => databaseUrlOf(adminUrl, name)
+export const adminQuery = (text: string) => run(adminUrl, text)
 
 export interface TestDatabase extends Database {
   url: string
@@ -30,16 +35,4 @@ export async function createPgliteTestDatabase (): Promise<Database> {
   const database = await createDatabase({ dataDir: '.coldboard-test', inMemory: true })
   await database.migrate()
   return database
-}
-
-/** The two database backends that the embedded path and production use; iterate key tests over both. */
-export const backends: Array<{ name: 'postgres' | 'pglite', create: () => Promise<Database & { drop?: () => Promise<void> }> }> = [
-  { name: 'postgres', create: createTestDatabase },
-  { name: 'pglite', create: createPgliteTestDatabase }
-]
-
-/** Closes (and for PostgreSQL drops) a database made by `backends[i].create()`. */
-export async function disposeDatabase (database: Database & { drop?: () => Promise<void> }): Promise<void> {
-  if (database.drop) await database.drop()
-  else await database.close()
 }

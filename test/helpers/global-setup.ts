@@ -1,6 +1,6 @@
 import type { TestProject } from 'vitest/node'
 import { createDatabase } from '../../src/infra/postgres.js'
-import { adminQuery, databaseUrl } from './pg-admin.js'
+import { adminQuery, databaseUrl } from './db.js'
 
 declare module 'vitest' {
   export interface ProvidedContext { templateDatabase: string }

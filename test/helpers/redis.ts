@@ -1,56 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import { Redis } from 'ioredis'
 
-/** The shared Redis of the machine (tests isolate by random organization ids and BullMQ prefixes). */
+/** The shared Redis of the machine (each test app has a REDIS_KEY_PREFIX of its own: test/helpers/fixture.ts). */
 export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-export async function waitFor (check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
-
-/** A private redis-server on its own port, for fault tests that stop, restart or flush it. */
-export async function startPrivateRedis (port?: number) {
-  const p = port ?? await freePort()
-  let proc: ChildProcess | null = null
-  const url = `redis://127.0.0.1:${p}`
-  async function ping (): Promise<boolean> {
-    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
-    c.on('error', () => {})
-    try { await c.connect(); return (await c.ping()) === 'PONG' } catch { return false } finally { c.disconnect() }
-  }
-  async function start (): Promise<void> {
-    proc = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' })
-    await waitFor(ping, 10_000, `redis-server on ${p}`)
-  }
-  async function stop (): Promise<void> {
-    if (!proc) return
-    const exited = new Promise((resolve) => proc!.once('exit', resolve))
-    proc.kill('SIGKILL')
-    await exited
-    proc = null
-  }
-  await start()
-  return { url, port: p, start, stop, ping }
-}
-export type PrivateRedis = Awaited<ReturnType<typeof startPrivateRedis>>
+export { freePort, waitFor } from '../../src/lib/net.js'
+export { startRedisServer as startPrivateRedis, type RedisServer as PrivateRedis } from '../../src/lib/redis-server.js'
 
 /**
  * A TCP proxy in front of a Redis that keeps its data: `cut()` drops every connection and refuses new

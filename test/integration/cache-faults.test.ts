@@ -3,8 +3,8 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { units } from '../../src/db/schema.js'
-import { dashboardKey } from '../../src/features/cache/keys.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
+import type { ChangeEvent } from '../../src/features/changes/events.js'
+import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
 import { startPrivateRedis, startTcpProxy, waitFor, type PrivateRedis } from '../helpers/redis.js'
@@ -17,6 +17,7 @@ describe('cache faults', () => {
   let direct: Redis
   let app: App
   let f: OrgFixture
+  const emitted: ChangeEvent[] = []
 
   beforeAll(async () => {
     db = await createTestDatabase()
@@ -24,9 +25,11 @@ describe('cache faults', () => {
     proxy = await startTcpProxy(redis.port)
     direct = new Redis(redis.url, { retryStrategy: () => 200 })
     direct.on('error', () => {})
-    app = await buildTestApp({ database: db, env: { REDIS_URL: proxy.url, REDIS_COMMAND_TIMEOUT_MS: '200' } })
+    app = await buildTestApp({ database: db, prefix: newPrefix(), redis: proxy.url, env: { REDIS_COMMAND_TIMEOUT_MS: '200' } })
     await app.ready()
     f = await createOrgFixture(db.db, { units: 2 })
+    const emit = app.realtime.emit
+    app.realtime.emit = (event) => { emitted.push(event); emit(event) }
   })
   afterAll(async () => {
     await app?.close()
@@ -40,17 +43,24 @@ describe('cache faults', () => {
     proxy.restore()
     await waitFor(() => app.cache.isAvailable(), 10_000, 'cache connected')
     await db.db.update(units).set({ state: 'normal' }).where(eq(units.organizationId, f.org.id))
-    await app.dashboard.cache.invalidateOrg(f.org.id)
+    await app.dashboard.readThrough.invalidate({ organizationId: f.org.id, events: [], orgWide: true })
     // A reply still delayed by the slow-Redis case can time this invalidation out; it is then replayed.
-    await waitFor(() => !app.dashboard.cache.hasPending(f.org.id), 10_000, 'no pending invalidation')
+    await waitFor(() => !app.dashboard.readThrough.hasPending(f.org.id), 10_000, 'no pending invalidation')
   })
 
   const path = () => `/api/orgs/${f.org.id}/dashboard/units/status`
-  const read = () => app.inject({ url: path(), headers: bearer(app, { [f.org.id]: 'viewer' }) })
-  const errors = async () => (await app.metrics.cacheError.get()).values.reduce((n, v) => n + v.value, 0)
+  const read = () => app.inject({ url: path(), headers: { authorization: `Bearer ${app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } })}` } })
+  const errors = async () => (await app.cache.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)
+  const unitsStatusKey = () => app.dashboard.keys.entry({ queryType: 'units_status', orgId: f.org.id })
+  /** A change through the write path: commit, (failed) invalidation, emit. */
   async function changeUnit () {
-    await db.db.update(units).set({ state: 'too_hot' }).where(eq(units.id, f.units[0]!.id))
-    await app.events.publish([{ name: 'unitUpdate', payload: { organizationId: f.org.id, unitId: f.units[0]!.id, state: 'too_hot', previousState: 'normal', lastTemperature: 12, lastReadingAt: new Date().toISOString() } }])
+    await app.changes.commit(async (tx) => {
+      await tx.update(units).set({ state: 'too_hot' }).where(eq(units.id, f.units[0]!.id))
+      return {
+        value: undefined,
+        events: [{ name: 'unitUpdate', payload: { organizationId: f.org.id, unitId: f.units[0]!.id, state: 'too_hot', previousState: 'normal', lastTemperature: 12, lastReadingAt: new Date().toISOString() } }]
+      }
+    })
   }
 
   it('an invalidation that could not run is applied before the organization uses the cache again', async () => {
@@ -58,10 +68,12 @@ describe('cache faults', () => {
     expect((await read()).headers['x-cache']).toBe('hit')
     proxy.cut()
     await waitFor(() => !app.cache.isAvailable(), 5000, 'cut noticed')
+    emitted.length = 0
     await changeUnit() // commit + failed invalidation + emit
-    expect(app.dashboard.cache.hasPending(f.org.id)).toBe(true)
+    expect(emitted.map((e) => e.name)).toEqual(['unitUpdate']) // the failed invalidation never blocks the emit
+    expect(app.dashboard.readThrough.hasPending(f.org.id)).toBe(true)
     // Redis kept the pre-event value all along.
-    expect(JSON.parse((await direct.get(dashboardKey({ queryType: 'units_status', orgId: f.org.id })))!).too_hot).toBe(0)
+    expect(JSON.parse((await direct.get(unitsStatusKey()))!).too_hot).toBe(0)
     const during = await read()
     expect(during.headers['x-cache']).toBe('bypass')
     expect(during.json().too_hot).toBe(1)
@@ -72,7 +84,7 @@ describe('cache faults', () => {
       expect(res.statusCode).toBe(200)
       expect(res.json().too_hot).toBe(1)
     }
-    await waitFor(() => !app.dashboard.cache.hasPending(f.org.id), 10_000, 'replayed')
+    await waitFor(() => !app.dashboard.readThrough.hasPending(f.org.id), 10_000, 'replayed')
     await read()
     expect((await read()).headers['x-cache']).toBe('hit')
   })
@@ -96,7 +108,7 @@ describe('cache faults', () => {
     expect(await errors()).toBe(before) // nothing is even attempted while disconnected
     await redis.start()
     await waitFor(() => app.cache.isAvailable(), 10_000, 'reconnected')
-    expect(await direct.exists(dashboardKey({ queryType: 'units_status', orgId: f.org.id }))).toBe(0) // a new, empty process
+    expect(await direct.exists(unitsStatusKey())).toBe(0) // a new, empty process
     expect((await read()).headers['x-cache']).toBe('miss')
     expect((await read()).headers['x-cache']).toBe('hit')
   })

@@ -1,49 +1,38 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { io, type Socket } from 'socket.io-client'
-import type { App } from '../../src/app.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
-import { sharedRedisUrl, waitFor } from '../helpers/redis.js'
+import { useTestApp } from '../helpers/fixture.js'
+import type { OrgFixture } from '../helpers/fixtures.js'
+import { waitFor } from '../helpers/redis.js'
 
 /**
- * SPEC §5's promise, end to end: a real socket.io-client that refetches as soon as it receives an event
- * gets the post-change data — on the instance that made the change and on another one.
+ * The promise of docs/caching.md, end to end: a real socket.io-client that refetches as soon as it receives an
+ * event gets the post-change data — on the instance that made the change and on another one.
  */
 describe('fresh after every event', () => {
-  let db: TestDatabase
-  let one: App
-  let two: App
+  // Instance 1 runs the worker (evaluation jobs and the offline sweep); instance 2 is a peer without one.
+  const ctx = useTestApp({ redis: true, worker: true, listen: true })
   let base1: string
   let base2: string
   let f: OrgFixture
   const sockets: Socket[] = []
 
   beforeAll(async () => {
-    db = await createTestDatabase()
-    const env = { REDIS_URL: sharedRedisUrl }
-    one = await buildTestApp({ database: db, env, worker: true })
-    two = await buildTestApp({ database: db, env })
-    base1 = await one.listen({ port: 0, host: '127.0.0.1' })
-    base2 = await two.listen({ port: 0, host: '127.0.0.1' })
-    await waitFor(() => one.cache.isAvailable() && two.cache.isAvailable(), 5000, 'caches ready')
-    f = await createOrgFixture(db.db, { units: 1, tempMin: 2, tempMax: 8 })
+    base1 = ctx.url
+    base2 = (await ctx.peer({ listen: true })).url
+    f = await ctx.org({ units: 1, tempMin: 2, tempMax: 8 })
   })
   afterAll(async () => {
     for (const s of sockets) s.disconnect()
-    await one?.cache.invalidatePattern(`dashboard:*:org:${f?.org.id}*`)
-    await one?.close()
-    await two?.close()
-    await db?.drop()
+    await ctx.app.cache.invalidatePattern(ctx.app.dashboard.keys.pattern)
   })
 
   async function connect (base: string): Promise<Socket> {
-    const s = io(base, { auth: { token: one.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } }) }, transports: ['websocket'] })
+    const s = io(base, { auth: { token: ctx.token({ [f.org.id]: 'viewer' }, { sub: 'viewer' }) }, transports: ['websocket'] })
     sockets.push(s)
     await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('connect_error', reject) })
     return s
   }
-  const auth = () => bearer(one, { [f.org.id]: 'viewer' })
+  const auth = () => ctx.bearer({ [f.org.id]: 'viewer' })
   const getJson = async (base: string, path: string) => {
     const res = await fetch(base + path, { headers: auth() })
     expect(res.status).toBe(200)
@@ -55,12 +44,8 @@ describe('fresh after every event', () => {
   const start = Date.now() - 5 * 60_000
   async function ingest (temperature: number) {
     second++
-    const res = await fetch(`${base1}/api/ingest/readings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': f.apiKey },
-      body: JSON.stringify({ readings: [{ deviceEui: f.devices[0]!.deviceEui, temperature, recordedAt: new Date(start + second * 1000).toISOString() }] })
-    })
-    expect(res.status).toBe(202)
+    const res = await ctx.ingest(f, [{ deviceEui: f.devices[0]!.deviceEui, temperature, recordedAt: new Date(start + second * 1000) }])
+    expect(res.statusCode).toBe(202)
   }
 
   /**
@@ -115,8 +100,8 @@ describe('fresh after every event', () => {
   })
 
   it('two instances, a writer flipping units, clients reading the other instance: zero stale reads over 1,000 events', async () => {
-    const g = await createOrgFixture(db.db, { units: 2, tempMin: 2, tempMax: 8 })
-    const token = one.tokens.sign({ sub: 'viewer', orgs: { [g.org.id]: 'viewer' } })
+    const g = await ctx.org({ units: 2, tempMin: 2, tempMax: 8 })
+    const token = ctx.token({ [g.org.id]: 'viewer' }, { sub: 'viewer' })
     const headers = { authorization: `Bearer ${token}` }
     const read = async (base: string, path: string) => (await (await fetch(`${base}/api/orgs/${g.org.id}${path}`, { headers })).json()) as Record<string, any>
     let events = 0
@@ -170,12 +155,8 @@ describe('fresh after every event', () => {
         await read(base, '/dashboard')
       }
       const before = events
-      const res = await fetch(`${base1}/api/ingest/readings`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': g.apiKey },
-        body: JSON.stringify({ readings: [{ deviceEui: g.devices[unit]!.deviceEui, temperature, recordedAt: new Date(t0 + round * 500).toISOString() }] })
-      })
-      expect(res.status).toBe(202)
+      const res = await ctx.ingest(g, [{ deviceEui: g.devices[unit]!.deviceEui, temperature, recordedAt: new Date(t0 + round * 500) }])
+      expect(res.statusCode).toBe(202)
       await waitFor(() => events >= before + 2, 15_000, `events of round ${round}`)
       await waitFor(() => checks.length >= (events * 2), 15_000, 'both clients got the events')
       await Promise.all(checks)

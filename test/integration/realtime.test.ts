@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
 import { io as connectClient, type Socket } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { createTokenService } from '../../src/features/auth/tokens.js'
-import type { ChangeEvent, UnitUpdatePayload } from '../../src/features/events/types.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+import type { ChangeEvent, UnitUpdatePayload } from '../../src/features/changes/events.js'
+import { buildTestApp, useTestApp, type TestContext } from '../helpers/fixture.js'
 
 const orgA = randomUUID()
 const orgB = randomUUID()
@@ -18,8 +17,9 @@ function unitUpdate (organizationId: string, unitId = randomUUID()): ChangeEvent
   }
 }
 
-const urlOf = (app: App) => `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-const tokenOf = (app: App, orgs: string[]) => bearer(app, Object.fromEntries(orgs.map((o) => [o, 'viewer']))).authorization.slice(7)
+const tokenOf = (ctx: TestContext, orgs: string[]) => ctx.token(Object.fromEntries(orgs.map((o) => [o, 'viewer'])))
+/** Through the write path, as every change is emitted (src/features/changes/pipeline.ts). */
+const publish = (app: App, events: ChangeEvent[]) => app.changes.commit(async () => ({ value: undefined, events }))
 
 /** A client that has either connected (resolves) or been refused (rejects with the connect_error). */
 function open (clients: Socket[], url: string, auth: Record<string, unknown>): Promise<Socket> {
@@ -57,48 +57,39 @@ function record (socket: Socket) {
 }
 
 describe('realtime: Socket.io rooms per organization', () => {
-  let database: TestDatabase
-  let app: App
-  let url: string
+  let server: Server | null = null
+  // Registered before the fixture's hooks, so it runs after the fixture has closed the app.
+  afterAll(() => { expect(server?.listening ?? true).toBe(false) })
+  const ctx = useTestApp({ listen: true })
   let clients: Socket[] = []
 
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    app = await buildTestApp({ database })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    url = urlOf(app)
-  })
+  beforeAll(() => { server = ctx.app.server })
   afterEach(() => {
     for (const c of clients) c.close()
     clients = []
   })
-  afterAll(async () => {
-    await app?.close()
-    expect(app?.server.listening ?? false).toBe(false)
-    await database?.drop()
-  })
 
   it('delivers an organization\'s events to its members and nobody else\'s', async () => {
-    const client = record(await open(clients, url, { token: tokenOf(app, [orgA]) }))
+    const client = record(await open(clients, ctx.url, { token: tokenOf(ctx, [orgA]) }))
     const first = unitUpdate(orgA)
-    await app.events.publish([first])
+    await publish(ctx.app, [first])
     expect(await client.waitFor(first.payload.unitId)).toEqual(first.payload)
 
     // B's event goes out before A's marker on the same connection: had it been delivered, it would be here by now.
     const foreign = unitUpdate(orgB)
     const marker = unitUpdate(orgA)
-    await app.events.publish([foreign])
-    await app.events.publish([marker])
+    await publish(ctx.app, [foreign])
+    await publish(ctx.app, [marker])
     await client.waitFor(marker.payload.unitId)
     expect(client.received.map((p) => p.organizationId)).toEqual([orgA, orgA])
     expect(client.received.map((p) => p.unitId)).toEqual([first.payload.unitId, marker.payload.unitId])
   })
 
   it('joins a token with two organizations to both rooms', async () => {
-    const client = record(await open(clients, url, { token: tokenOf(app, [orgA, orgB]) }))
+    const client = record(await open(clients, ctx.url, { token: tokenOf(ctx, [orgA, orgB]) }))
     const a = unitUpdate(orgA)
     const b = unitUpdate(orgB)
-    await app.events.publish([a, b])
+    await publish(ctx.app, [a, b])
     expect(await client.waitFor(a.payload.unitId)).toEqual(a.payload)
     expect(await client.waitFor(b.payload.unitId)).toEqual(b.payload)
   })
@@ -112,43 +103,33 @@ describe('realtime: Socket.io rooms per organization', () => {
     })],
     ['an expired token', (app) => ({ token: app.tokens.sign({ sub: 'x', orgs: { [orgA]: 'owner' } }, -1000) })]
   ])('refuses %s with connect_error "unauthorized"', async (_case, auth) => {
-    const refused = open(clients, url, auth(app))
+    const refused = open(clients, ctx.url, auth(ctx.app))
     await expect(refused).rejects.toThrow('unauthorized')
     expect(clients.at(-1)?.connected).toBe(false)
   })
 })
 
 describe('realtime across instances (Redis adapter)', () => {
-  let database: TestDatabase
-  const apps: App[] = []
+  const ctx = useTestApp({ redis: true, listen: true })
+  let two: { app: App, url: string }
   let clients: Socket[] = []
 
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    for (let i = 0; i < 2; i++) {
-      const app = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      apps.push(app)
-    }
-  })
-  afterAll(async () => {
+  beforeAll(async () => { two = await ctx.peer({ listen: true }) })
+  afterAll(() => {
     for (const c of clients) c.close()
     clients = []
-    for (const app of apps) await app.close()
-    await database?.drop()
   })
 
   it('delivers an event published on one instance to clients of the other, and only to its organization', async () => {
-    const [one, two] = apps as [App, App]
-    const member = record(await open(clients, urlOf(one), { token: tokenOf(one, [orgA]) }))
-    const stranger = record(await open(clients, urlOf(one), { token: tokenOf(one, [orgB]) }))
+    const member = record(await open(clients, ctx.url, { token: tokenOf(ctx, [orgA]) }))
+    const stranger = record(await open(clients, ctx.url, { token: tokenOf(ctx, [orgB]) }))
 
     // The adapter's Redis subscription starts in the background: resend until the first one lands.
     const deadline = Date.now() + 10_000
     let delivered: string | undefined
     while (!delivered) {
       const probe = unitUpdate(orgA)
-      await two.events.publish([probe])
+      await publish(two.app, [probe])
       try {
         await member.waitFor(probe.payload.unitId, 200)
         delivered = probe.payload.unitId
@@ -158,30 +139,30 @@ describe('realtime across instances (Redis adapter)', () => {
     }
 
     const event = unitUpdate(orgA)
-    await two.events.publish([event])
+    await publish(two.app, [event])
     expect(await member.waitFor(event.payload.unitId)).toEqual(event.payload)
     const marker = unitUpdate(orgB)
-    await two.events.publish([marker])
+    await publish(two.app, [marker])
     await stranger.waitFor(marker.payload.unitId)
     expect(stranger.received.every((p) => p.organizationId === orgB)).toBe(true)
     expect(member.received.every((p) => p.organizationId === orgA)).toBe(true)
   })
 
   it('closing one instance (a rolling deploy) leaves the clients of the other connected', async () => {
-    const [one] = apps as [App, App]
-    const client = await open(clients, urlOf(one), { token: tokenOf(one, [orgA]) })
+    const client = await open(clients, ctx.url, { token: tokenOf(ctx, [orgA]) })
     const reasons: string[] = []
     client.on('disconnect', (reason) => reasons.push(reason))
-    const third = await buildTestApp({ database, env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
-    await third.listen({ port: 0, host: '127.0.0.1' })
-    const own = await open(clients, urlOf(third), { token: tokenOf(third, [orgA]) })
+    // A third instance of the deployment (same database, Redis and prefix), closed by the test itself.
+    const third = await buildTestApp({ database: ctx.database, prefix: ctx.prefix, redis: true })
+    const thirdUrl = await third.listen({ port: 0, host: '127.0.0.1' })
+    const own = await open(clients, thirdUrl, { token: tokenOf(ctx, [orgA]) })
     const ownGone = new Promise<string>((resolve) => own.once('disconnect', resolve))
     await third.close()
     expect(await ownGone).toBe('io server disconnect')
     // A broadcast disconnect would have reached this client by now: the other instance's own did.
     const probe = unitUpdate(orgA)
     const got = record(client)
-    await one.events.publish([probe])
+    await publish(ctx.app, [probe])
     await got.waitFor(probe.payload.unitId)
     expect(client.connected).toBe(true)
     expect(reasons).toEqual([])

@@ -2,12 +2,15 @@ import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { rows } from '../../src/infra/postgres.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
+import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
 import { startPrivateRedis, waitFor, type PrivateRedis } from '../helpers/redis.js'
 
-/** D9 with a real outage: a private redis-server is killed mid-test and started again. */
+/**
+ * The failure behaviour of docs/caching.md with a real outage: a private redis-server is killed mid-test and
+ * started again (a private one: stopping the shared Redis would break every other test file).
+ */
 describe('Redis stopped mid-test', () => {
   let db: TestDatabase
   let redis: PrivateRedis
@@ -18,7 +21,7 @@ describe('Redis stopped mid-test', () => {
   beforeAll(async () => {
     db = await createTestDatabase()
     redis = await startPrivateRedis()
-    app = await buildTestApp({ database: db, env: { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '200' }, worker: true })
+    app = await buildTestApp({ database: db, prefix: newPrefix(), redis: redis.url, env: { REDIS_COMMAND_TIMEOUT_MS: '200' }, worker: true })
     await app.ready()
     await waitFor(() => app.cache.isAvailable(), 5000, 'cache ready')
     f = await createOrgFixture(db.db, { units: 4 })
@@ -29,7 +32,7 @@ describe('Redis stopped mid-test', () => {
     await db?.drop()
   })
 
-  const read = (path: string) => app.inject({ url: `/api/orgs/${f.org.id}${path}`, headers: bearer(app, { [f.org.id]: 'viewer' }) })
+  const read = (path: string) => app.inject({ url: `/api/orgs/${f.org.id}${path}`, headers: { authorization: `Bearer ${app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } })}` } })
   const paths = ['/dashboard', '/dashboard/units/status', '/dashboard/alerts/count', '/dashboard/devices/online']
   async function ingest (minute: number, temperature: number) {
     const res = await app.inject({

@@ -2,19 +2,17 @@ import { randomUUID } from 'node:crypto'
 import diagnostics from 'node:diagnostics_channel'
 import type { FastifyInstance, HTTPMethods, RouteOptions } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../src/app.js'
 import { createTokenService } from '../../src/features/auth/tokens.js'
-import { bearer, buildTestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+import { useTestApp } from '../helpers/fixture.js'
 
 interface Route { method: HTTPMethods, url: string, config: RouteOptions['config'] }
 
 /**
- * Builds the app while recording every route it registers. Fastify publishes each new instance on the
- * `fastify.initialization` diagnostics channel before any plugin runs, so an onRoute hook added there
- * sees every route, with no test-only hook in src/app.ts.
+ * Records every route of the apps built while it is subscribed. Fastify publishes each new instance on the
+ * `fastify.initialization` diagnostics channel before any plugin runs, so an onRoute hook added there sees
+ * every route, with no test-only hook in src/app.ts.
  */
-async function buildRecordingApp (database: TestDatabase): Promise<{ app: App, routes: Route[] }> {
+function routeRecorder () {
   const routes: Route[] = []
   const onInit = (message: unknown) => {
     const { fastify } = message as { fastify: FastifyInstance }
@@ -22,19 +20,17 @@ async function buildRecordingApp (database: TestDatabase): Promise<{ app: App, r
       for (const method of [r.method].flat()) routes.push({ method, url: r.url, config: r.config })
     })
   }
-  diagnostics.subscribe('fastify.initialization', onInit)
-  try {
-    const app = await buildTestApp({ database })
-    await app.ready()
-    return { app, routes }
-  } finally {
-    diagnostics.unsubscribe('fastify.initialization', onInit)
+  return {
+    routes,
+    start: () => diagnostics.subscribe('fastify.initialization', onInit),
+    stop: () => { diagnostics.unsubscribe('fastify.initialization', onInit) }
   }
 }
 
-// Every organization route of SPEC §3. The guard test below covers whatever is registered; this list makes
-// it fail loudly if route discovery ever stops seeing routes (an empty loop passes vacuously).
-const specOrgRoutes = [
+// Every organization route of the API (registered by the plugins under src/features/, documented at /docs).
+// The guard test below covers whatever is registered; this list makes it fail loudly if route discovery ever
+// stops seeing routes (an empty loop passes vacuously).
+const apiOrgRoutes = [
   'POST /api/orgs/:orgId/sites', 'GET /api/orgs/:orgId/sites',
   'POST /api/orgs/:orgId/units', 'GET /api/orgs/:orgId/units',
   'GET /api/orgs/:orgId/units/:unitId', 'PATCH /api/orgs/:orgId/units/:unitId',
@@ -53,18 +49,17 @@ const fill = (url: string) => url.replace(/:[A-Za-z0-9_]+/g, () => randomUUID())
 const hasBody = (method: string) => method === 'POST' || method === 'PUT' || method === 'PATCH'
 
 describe('route guards', () => {
-  let database: TestDatabase
-  let app: App
-  let routes: Route[]
+  // The recorder is subscribed around the fixture's build of the app (hooks run in the order they are declared).
+  const recorder = routeRecorder()
+  const routes = recorder.routes
+  beforeAll(() => recorder.start())
+  const ctx = useTestApp()
+  beforeAll(() => recorder.stop())
+  afterAll(() => recorder.stop())
   const strangerOrg = randomUUID()
+  const bearer = ctx.bearer
 
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    ;({ app, routes } = await buildRecordingApp(database))
-  })
-  afterAll(async () => { await app?.close(); await database?.drop() })
-
-  const send = (r: Route, headers: Record<string, string> = {}) => app.inject({
+  const send = (r: Route, headers: Record<string, string> = {}) => ctx.app.inject({
     method: r.method,
     url: fill(r.url),
     headers,
@@ -73,9 +68,9 @@ describe('route guards', () => {
   const orgRoutes = () => routes.filter((r) => r.url.includes(':orgId'))
   const apiRoutes = () => routes.filter((r) => r.url.startsWith('/api/'))
 
-  it('sees every organization route of the spec', () => {
+  it('sees every organization route of the API', () => {
     const seen = new Set(orgRoutes().map(key))
-    expect(specOrgRoutes.filter((r) => !seen.has(r))).toEqual([])
+    expect(apiOrgRoutes.filter((r) => !seen.has(r))).toEqual([])
   })
 
   it('serves organization routes under /api only, where authentication is on by default', () => {
@@ -90,7 +85,7 @@ describe('route guards', () => {
       if (res.statusCode !== 401) failures.push(`${key(r)} → ${res.statusCode}`)
       else if (r.method !== 'HEAD') expect(res.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } })
     }
-    expect(apiRoutes().length).toBeGreaterThanOrEqual(specOrgRoutes.length)
+    expect(apiRoutes().length).toBeGreaterThanOrEqual(apiOrgRoutes.length)
     expect(failures).toEqual([])
   })
 
@@ -106,7 +101,7 @@ describe('route guards', () => {
   })
 
   it('answers 403 on every organization route to an owner of another organization, whatever the body', async () => {
-    const stranger = bearer(app, { [strangerOrg]: 'owner' })
+    const stranger = bearer({ [strangerOrg]: 'owner' })
     const failures: string[] = []
     for (const r of orgRoutes()) {
       const res = await send(r, stranger)
@@ -120,10 +115,10 @@ describe('route guards', () => {
     const failures: string[] = []
     for (const r of orgRoutes().filter((r) => hasBody(r.method) || r.method === 'DELETE')) {
       const orgId = randomUUID()
-      const res = await app.inject({
+      const res = await ctx.app.inject({
         method: r.method,
         url: fill(r.url.replace(':orgId', orgId)),
-        headers: bearer(app, { [orgId]: 'viewer' }),
+        headers: bearer({ [orgId]: 'viewer' }),
         payload: {}
       })
       if (res.statusCode !== 403) failures.push(`${key(r)} → ${res.statusCode}`)
@@ -135,7 +130,7 @@ describe('route guards', () => {
     const adminRoutes = routes.filter((r) => r.config?.admin === true)
     expect(adminRoutes.map(key)).toContain('POST /api/orgs')
     for (const r of adminRoutes) {
-      const res = await send(r, bearer(app, { [strangerOrg]: 'owner' }))
+      const res = await send(r, bearer({ [strangerOrg]: 'owner' }))
       expect(res.statusCode, key(r)).toBe(403)
     }
   })

@@ -3,7 +3,7 @@ import { io, type Socket } from 'socket.io-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { alerts, units } from '../../src/db/schema.js'
-import { buildTestApp } from '../helpers/app.js'
+import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
 import { startPrivateRedis, startTcpProxy, waitFor, type PrivateRedis } from '../helpers/redis.js'
@@ -31,8 +31,9 @@ describe('write order: no emit overtakes its invalidation, on any instance', () 
     redis = await startPrivateRedis()
     proxy = await startTcpProxy(redis.port)
     const env = { REDIS_COMMAND_TIMEOUT_MS: '5000' }
-    a = await buildTestApp({ database: db, env: { ...env, REDIS_URL: proxy.url } })
-    b = await buildTestApp({ database: db, env: { ...env, REDIS_URL: redis.url } })
+    const prefix = newPrefix()
+    a = await buildTestApp({ database: db, prefix, redis: proxy.url, env })
+    b = await buildTestApp({ database: db, prefix, redis: redis.url, env })
     baseA = await a.listen({ port: 0, host: '127.0.0.1' })
     baseB = await b.listen({ port: 0, host: '127.0.0.1' })
     await waitFor(() => a.cache.isAvailable() && b.cache.isAvailable(), 10_000, 'caches ready')
@@ -76,7 +77,7 @@ describe('write order: no emit overtakes its invalidation, on any instance', () 
       const [alert] = await db.db.insert(alerts).values({
         organizationId: f.org.id, unitId: f.units[0]!.id, type: 'temperature_excursion', severity: 'warning', status: 'active', threshold: 'temp_max', triggerTemperature: 9
       }).returning()
-      await a.dashboard.cache.invalidateOrg(f.org.id) // the row was inserted behind the service's back
+      await a.dashboard.readThrough.invalidate({ organizationId: f.org.id, events: [], orgWide: true }) // the row was inserted behind the service's back
       const acked = await changeAndReadOnEvent('alertAcknowledged', '/dashboard/alerts/count', async () => {
         const res = await fetch(`${baseA}/api/orgs/${f.org.id}/alerts/${alert!.id}/acknowledge`, { method: 'POST', headers: headers() })
         expect(res.status).toBe(200)
@@ -92,7 +93,7 @@ describe('write order: no emit overtakes its invalidation, on any instance', () 
 
   it('a threshold change through A that moves the unit: B answers the new state to a client told by A', async () => {
     await db.db.update(units).set({ lastTemperature: 6, lastReadingAt: new Date(), state: 'normal' }).where(eq(units.id, f.units[0]!.id))
-    await a.dashboard.cache.invalidateOrg(f.org.id)
+    await a.dashboard.readThrough.invalidate({ organizationId: f.org.id, events: [], orgWide: true })
     for (const [tempMax, hot] of [[5, 1], [8, 0]] as const) {
       const body = await changeAndReadOnEvent('unitUpdate', '/dashboard/units/status', async () => {
         const res = await fetch(`${baseA}/api/orgs/${f.org.id}/units/${f.units[0]!.id}`, {

@@ -1,37 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { newPrefix } from '../helpers/fixture.js'
+import { freePort, waitFor } from '../helpers/redis.js'
 
 const root = path.resolve(import.meta.dirname, '../..')
 
-async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
+/** Polls `probe` (waitFor) until it returns a value; a probe that throws fails at once. */
 async function until<T> (what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + deadlineMs
-  let lastError: unknown
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe()
-      if (v !== undefined) return v
-    } catch (err) {
-      lastError = err
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`)
+  let value: T | undefined
+  await waitFor(async () => (value = await probe()) !== undefined, deadlineMs, what)
+  return value!
 }
 
 interface DemoRun {
@@ -43,7 +24,8 @@ interface DemoRun {
 }
 
 function startDemo (dataDir: string, port: number, extraEnv: Record<string, string> = {}): DemoRun {
-  const env: Record<string, string | undefined> = { ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: `cbdemo${randomBytes(4).toString('hex')}`, NODE_ENV: 'test', ...extraEnv }
+  // A key prefix of its own: the demo's entries, channels and queue meet no other test's on the shared Redis.
+  const env: Record<string, string | undefined> = { ...process.env, DATA_DIR: dataDir, REDIS_KEY_PREFIX: newPrefix(), NODE_ENV: 'test', ...extraEnv }
   delete env.DATABASE_URL
   delete env.JWT_SECRET
   const child = spawn(process.execPath, ['bin/coldboard.js', 'demo', '--port', String(port), '--interval', '1'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -60,8 +42,9 @@ async function ready (run: DemoRun) {
   const base = `http://127.0.0.1:${run.port}`
   await until('/health to answer 200', 60_000, async () => {
     if (run.child.exitCode !== null) throw new Error(`demo exited ${run.child.exitCode}: ${run.stderr()}`)
-    const res = await fetch(`${base}/health`)
-    return res.status === 200 ? true : undefined
+    // Connection refused until the server listens.
+    const res = await fetch(`${base}/health`).catch(() => null)
+    return res?.status === 200 ? true : undefined
   })
   const field = (name: string) => new RegExp(`^${name}: (\\S+)$`, 'm').exec(run.stdout())?.[1]
   await until('the printed tokens', 10_000, async () => field('manager token'))
@@ -82,10 +65,12 @@ async function stop (run: DemoRun): Promise<number | null> {
 describe('coldboard demo (child process)', () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'cb-demo-'))
   const runs: DemoRun[] = []
-  afterAll(() => {
-    for (const r of runs) if (r.child.exitCode === null) r.child.kill('SIGKILL')
+  afterAll(async () => {
+    // A demo left running by a failed test stops gracefully (SIGTERM), so it stops its private redis-server too;
+    // SIGKILL only if it hangs (stop).
+    for (const r of runs) if (r.child.exitCode === null && r.child.signalCode === null) await stop(r).catch(() => {})
     rmSync(dataDir, { recursive: true, force: true })
-  })
+  }, 60_000)
 
   it('serves a seeded demo organization, feeds it live readings, prints working tokens and stops on SIGTERM', async () => {
     const startedAt = Date.now()
@@ -121,7 +106,7 @@ describe('coldboard demo (child process)', () => {
     expect((await site(viewer)).status).toBe(403)
     expect((await site(manager)).status).toBe(201)
 
-    expect(await stop(run)).toBe(0)
+    expect(await stop(run), run.stderr()).toBe(0)
   }, 120_000)
 
   it('reuses the demo organization on the next run', async () => {
@@ -132,7 +117,7 @@ describe('coldboard demo (child process)', () => {
     const { orgId } = await ready(run)
     expect(orgId).toBe(first)
     expect(run.stderr()).toContain('reusing the demo organization')
-    expect(await stop(run)).toBe(0)
+    expect(await stop(run), run.stderr()).toBe(0)
   }, 120_000)
 
   it('starts a private redis-server when no Redis answers, uses it as its cache, and stops it on exit', async () => {
@@ -142,11 +127,14 @@ describe('coldboard demo (child process)', () => {
     const { base, orgId, viewer } = await ready(run)
     expect(run.stderr()).toMatch(/started a private redis-server at redis:\/\/127\.0\.0\.1:\d+/)
     expect(run.stdout()).toMatch(/^dashboard: http:\/\/localhost:\d+\/#token=\S+&org=/m)
-    const health = await (await fetch(`${base}/health`)).json() as { checks: { redis: { ok: boolean } } }
-    expect(health.checks.redis.ok).toBe(true)
+    // The cache connection comes up on its own after the server listens (/health answers either way).
+    await until('/health to report the private Redis', 10_000, async () => {
+      const health = await (await fetch(`${base}/health`)).json() as { checks: { redis: { ok: boolean } } }
+      return health.checks.redis.ok ? true : undefined
+    })
     const headers = { authorization: `Bearer ${viewer}` }
     await fetch(`${base}/api/orgs/${orgId}/dashboard/units/status`, { headers })
     expect((await fetch(`${base}/api/orgs/${orgId}/dashboard/units/status`, { headers })).headers.get('x-cache')).toBe('hit')
-    expect(await stop(run)).toBe(0)
+    expect(await stop(run), run.stderr()).toBe(0)
   }, 120_000)
 })

@@ -1,4 +1,4 @@
-// The coldboard HTTP API as the page uses it. Shapes mirror SPEC §3; errors are `{ error: { code, message } }`.
+// The coldboard HTTP API as the page uses it (the OpenAPI document at /docs); errors are `{ error: { code, message } }`.
 
 export type UnitState = 'normal' | 'too_hot' | 'too_cold' | 'offline'
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'

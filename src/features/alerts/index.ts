@@ -6,9 +6,9 @@ declare module 'fastify' {
   interface FastifyInstance { alerts: AlertService }
 }
 
-/** Decorates `app.alerts` and serves the alert list and the acknowledge / resolve actions. */
+/** Decorates `alerts` and serves the alert list and the acknowledge / resolve actions. */
 export default fp(async function alertsPlugin (app) {
-  const service = createAlertService({ db: app.db, clock: app.clock, events: app.events })
+  const service = createAlertService({ db: app.db, clock: app.clock, changes: app.changes })
   app.decorate('alerts', service)
   alertRoutes(app, service)
-}, { name: 'alerts', dependencies: ['core', 'auth'] })
+}, { name: 'alerts', dependencies: ['core', 'auth', 'changes'], decorators: { fastify: ['db', 'clock', 'changes'] } })

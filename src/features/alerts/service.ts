@@ -3,8 +3,8 @@ import { alerts, type Alert } from '../../db/schema.js'
 import { ConflictError, NotFoundError } from '../../errors.js'
 import type { Db } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
-import type { EventPublisher } from '../events/publisher.js'
-import { alertEvent } from '../events/types.js'
+import { alertEvent } from '../changes/events.js'
+import type { ChangePipeline } from '../changes/pipeline.js'
 import type { AlertFilter } from './schemas.js'
 
 /**
@@ -12,8 +12,8 @@ import type { AlertFilter } from './schemas.js'
  * acknowledged alert, or resolving a resolved one, answers the alert unchanged and publishes nothing.
  * Acknowledging a resolved alert is a conflict (409 ALERT_RESOLVED): there is nothing left to acknowledge.
  */
-export function createAlertService (opts: { db: Db, clock: Clock, events: EventPublisher }) {
-  const { db, clock, events } = opts
+export function createAlertService (opts: { db: Db, clock: Clock, changes: ChangePipeline }) {
+  const { db, clock, changes } = opts
 
   async function find (orgId: string, alertId: string): Promise<Alert> {
     const [alert] = await db.select().from(alerts).where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId)))
@@ -38,13 +38,13 @@ export function createAlertService (opts: { db: Db, clock: Clock, events: EventP
     async acknowledge (orgId: string, alertId: string): Promise<Alert> {
       // Each change is one conditional UPDATE (its own transaction): a concurrent auto-resolve lands
       // either before it (409 here) or after it.
-      const [changed] = await db.update(alerts).set({ status: 'acknowledged', acknowledgedAt: clock.now() })
-        .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), eq(alerts.status, 'active')))
-        .returning()
-      if (changed) {
-        await events.publish([alertEvent('alertAcknowledged', changed)])
-        return changed
-      }
+      const changed = await changes.commit(async (tx) => {
+        const [row] = await tx.update(alerts).set({ status: 'acknowledged', acknowledgedAt: clock.now() })
+          .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), eq(alerts.status, 'active')))
+          .returning()
+        return { value: row, events: row ? [alertEvent('alertAcknowledged', row)] : [] }
+      })
+      if (changed) return changed
       const alert = await find(orgId, alertId)
       if (alert.status === 'resolved') throw new ConflictError('alert is already resolved', 'ALERT_RESOLVED')
       return alert
@@ -52,13 +52,13 @@ export function createAlertService (opts: { db: Db, clock: Clock, events: EventP
 
     /** active | acknowledged → resolved. */
     async resolve (orgId: string, alertId: string): Promise<Alert> {
-      const [changed] = await db.update(alerts).set({ status: 'resolved', resolvedAt: clock.now() })
-        .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), ne(alerts.status, 'resolved')))
-        .returning()
-      if (changed) {
-        await events.publish([alertEvent('alertResolved', changed)])
-        return changed
-      }
+      const changed = await changes.commit(async (tx) => {
+        const [row] = await tx.update(alerts).set({ status: 'resolved', resolvedAt: clock.now() })
+          .where(and(eq(alerts.id, alertId), eq(alerts.organizationId, orgId), ne(alerts.status, 'resolved')))
+          .returning()
+        return { value: row, events: row ? [alertEvent('alertResolved', row)] : [] }
+      })
+      if (changed) return changed
       return find(orgId, alertId)
     }
   }

@@ -86,4 +86,4 @@ export default fp(async function authPlugin (app, opts: { jwtSecret: string }) {
       throw new ForbiddenError(principal.orgs[orgId] ? `requires role ${min} or higher` : 'not a member of this organization')
     }
   })
-}, { name: 'auth', dependencies: ['core'] })
+}, { name: 'auth', dependencies: ['core'], decorators: { fastify: ['config', 'db'] } })

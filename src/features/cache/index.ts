@@ -1,31 +1,40 @@
 import fp from 'fastify-plugin'
-import { createCacheService, setCacheService, type CacheService } from './cache-service.js'
+import { createFailurePolicy } from './failure-policy.js'
+import { createCacheMetrics } from './metrics.js'
+import { createCacheStore, setCacheStore, type CacheStore } from './store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    cache: CacheService
+    cache: CacheStore
     /** Redis' eviction policy as last read (BullMQ needs noeviction); null until read or when CONFIG is refused. */
     redisPolicy: { maxmemoryPolicy: string | null }
   }
 }
 
 /**
- * Registered before every service that reads the cache (D8, D15): decorates `cache`, sets the
- * singleton, and on every (re)connection reads `maxmemory-policy`, warning when it is not noeviction.
+ * The generic Redis cache (src/features/cache/store.ts), registered before every service that uses it:
+ * decorates `cache`, sets the process-wide instance, and on every (re)connection reads `maxmemory-policy`,
+ * warning when it is not noeviction (the queue shares this Redis).
  */
 export default fp(async function cachePlugin (app) {
+  const log = app.log.child({ component: 'cache' })
   const connection = app.redis?.connection('cache') ?? null
-  const cache = createCacheService({ redis: connection, ttlSeconds: app.config.CACHE_TTL_SECONDS, metrics: app.metrics, log: app.log })
-  setCacheService(cache)
+  const metrics = createCacheMetrics(app.metrics.registry)
+  const cache = createCacheStore({
+    redis: connection,
+    ttlSeconds: app.config.CACHE_TTL_SECONDS,
+    metrics,
+    failures: createFailurePolicy({ metrics, log })
+  })
+  setCacheStore(cache)
   app.decorate('cache', cache)
   const policy = { maxmemoryPolicy: null as string | null }
   app.decorate('redisPolicy', policy)
-  const log = app.log.child({ component: 'cache' })
 
   if (connection) {
-    app.metrics.redisUp.set(0)
+    metrics.redisUp.set(0)
     connection.on('ready', () => {
-      app.metrics.redisUp.set(1)
+      metrics.redisUp.set(1)
       connection.config('GET', 'maxmemory-policy').then((res) => {
         const value = Array.isArray(res) ? String(res[1] ?? '') : ''
         policy.maxmemoryPolicy = value || null
@@ -34,7 +43,7 @@ export default fp(async function cachePlugin (app) {
         }
       }).catch(() => { policy.maxmemoryPolicy = null })
     })
-    connection.on('close', () => app.metrics.redisUp.set(0))
+    connection.on('close', () => metrics.redisUp.set(0))
   }
-  app.addHook('onClose', async () => { setCacheService(null) })
-}, { name: 'cache', dependencies: ['core', 'redis'] })
+  app.addHook('onClose', async () => { setCacheStore(null) })
+}, { name: 'cache', dependencies: ['core', 'redis'], decorators: { fastify: ['config', 'metrics', 'redis'] } })

@@ -1,27 +1,38 @@
 import fp from 'fastify-plugin'
-import { createDashboardCache, type DashboardCache } from '../cache/dashboard-cache.js'
-import { createDashboardQueries } from './queries.js'
+import { createInvalidator } from '../cache/invalidator.js'
+import { createDashboardKeys } from './keys.js'
+import { createDashboardMetrics, type DashboardMetrics } from './metrics.js'
+import { createDashboardQueries, type DashboardQueryService } from './queries.js'
+import { createReadThrough, organizationKeys, type ReadThrough } from './read-through.js'
 import { dashboardRoutes } from './routes.js'
-import type { DashboardQueryService } from './queries.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    dashboard: { queries: DashboardQueryService, cache: DashboardCache }
+    dashboard: { queries: DashboardQueryService, readThrough: ReadThrough, keys: ReturnType<typeof createDashboardKeys>, metrics: DashboardMetrics }
   }
 }
 
 /**
- * Dashboard queries behind the cache-aside layer. Registers the before-emit hook, so every published
- * change invalidates what it affects before it is emitted (D3).
+ * The cached dashboard reads: queries (PostgreSQL), the read-through over the generic cache, and one route
+ * per query type. Its `readThrough.invalidate` is the write path's invalidation step (wired in src/app.ts).
  */
 export default fp(async function dashboardPlugin (app) {
+  const prefix = app.config.REDIS_KEY_PREFIX
+  const keys = createDashboardKeys(prefix)
   const queries = createDashboardQueries({ db: app.db, clock: app.clock })
-  const subscriber = app.redis?.connection('cache-sub') ?? null
-  const publisher = app.redis?.connection('cache') ?? null
-  const cache = createDashboardCache({ cache: app.cache, queries, metrics: app.metrics, log: app.log, publisher, subscriber })
-  app.decorate('dashboard', { queries, cache })
-  app.events.beforeEmit((orgId, events) => cache.onEvents(orgId, events))
-  app.events.onInvalidateOrg((orgId) => cache.invalidateOrg(orgId))
-  await app.register(dashboardRoutes, { cache })
-  app.addHook('onClose', async () => { cache.close() })
-}, { name: 'dashboard', dependencies: ['core', 'auth', 'cache'] })
+  const metrics = createDashboardMetrics(app.metrics.registry)
+  const invalidator = createInvalidator({
+    store: app.cache,
+    channel: `${prefix}cache:invalidate`,
+    subscriber: app.redis?.connection('cache-sub') ?? null,
+    fenceKey: keys.fence,
+    groupKeys: async (orgId) => organizationKeys(keys, orgId, await queries.unitIds(orgId)),
+    log: app.log
+  })
+  const readThrough = createReadThrough({ store: app.cache, invalidator, keys, queries, metrics, log: app.log })
+  // Remembered invalidations are replayed as soon as the cache connection is back.
+  app.cache.onReady(() => { if (invalidator.pendingCount() > 0) void invalidator.replay() })
+  app.decorate('dashboard', { queries, readThrough, keys, metrics })
+  await app.register(dashboardRoutes, { readThrough, metrics })
+  app.addHook('onClose', async () => { readThrough.close() })
+}, { name: 'dashboard', dependencies: ['core', 'auth', 'redis', 'cache'], decorators: { fastify: ['config', 'db', 'clock', 'metrics', 'redis', 'cache'] } })

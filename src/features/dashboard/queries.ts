@@ -29,12 +29,22 @@ const unitCounts = (orgId: string): SQL => sql`
   where organization_id = ${orgId} and is_active`
 
 // `status <> 'resolved'` repeats the predicate of the partial indexes so that the planner may use them.
-const alertCounts = (orgId: string, unitId?: string): SQL => sql`
+const alertCounts = (orgId: string): SQL => sql`
   select count(*)::int as unresolved,
     count(*) filter (where status = 'acknowledged')::int as acknowledged,
     count(*) filter (where severity = 'critical')::int as critical
   from alerts
-  where organization_id = ${orgId} and status <> 'resolved'${unitId === undefined ? sql`` : sql` and unit_id = ${unitId}`}`
+  where organization_id = ${orgId} and status <> 'resolved'`
+
+// One unit's: no row at all when the unit is not in the organization (a 404, never a cached zero).
+const unitAlertCounts = (orgId: string, unitId: string): SQL => sql`
+  select count(a.id)::int as unresolved,
+    count(a.id) filter (where a.status = 'acknowledged')::int as acknowledged,
+    count(a.id) filter (where a.severity = 'critical')::int as critical
+  from units u
+  left join alerts a on a.unit_id = u.id and a.organization_id = ${orgId} and a.status <> 'resolved'
+  where u.id = ${unitId} and u.organization_id = ${orgId}
+  group by u.id`
 
 const deviceCounts = (orgId: string): SQL => sql`
   select count(*)::int as total,
@@ -60,6 +70,7 @@ const compliancePercent = sql`case when cc.readings = 0 then 100 else round(100.
 export const dashboardSql = {
   unitsStatus: unitCounts,
   alertsCount: alertCounts,
+  unitAlertsCount: unitAlertCounts,
   devicesOnline: deviceCounts,
 
   /** No row when the unit is not in the org; one row with a null bucket when it has no readings. */
@@ -105,10 +116,12 @@ export interface DashboardQueryService extends DashboardQueries {
   /** compliancePercentage of stats, alone. */
   compliancePercentage (orgId: string): Promise<number>
   /**
-   * With `compliancePercentage` given (a cached figure: SPEC §5 lets it be up to CACHE_TTL_SECONDS old), the
+   * With `compliancePercentage` given (a cached figure, which may be up to CACHE_TTL_SECONDS old: docs/caching.md), the
    * statement skips the 24 h scan and costs about a millisecond whatever the number of readings.
    */
   stats (orgId: string, opts?: { compliancePercentage?: number }): Promise<DashboardStats>
+  /** Every unit of the organization, active or not: whose per-unit entries an organization-wide invalidation drops. */
+  unitIds (orgId: string): Promise<string[]>
 }
 
 interface StatsRow {
@@ -152,7 +165,9 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
     },
 
     async alertsCount (orgId, unitId) {
-      return one<AlertCounts>(db, dashboardSql.alertsCount(orgId, unitId))
+      if (unitId === undefined) return one<AlertCounts>(db, dashboardSql.alertsCount(orgId))
+      const [row] = await rows<AlertCounts>(db, dashboardSql.unitAlertsCount(orgId, unitId))
+      return row ?? null
     },
 
     async devicesOnline (orgId) {
@@ -172,6 +187,10 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
         })
       }
       return { unitId, points }
+    },
+
+    async unitIds (orgId) {
+      return (await rows<{ id: string }>(db, sql`select id from units where organization_id = ${orgId}`)).map((r) => r.id)
     },
 
     async compliancePercentage (orgId) {

@@ -2,26 +2,26 @@ import { gunzipSync } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { NotFoundError } from '../../errors.js'
-import type { Entry } from '../cache/keys.js'
-import type { DashboardCache } from '../cache/dashboard-cache.js'
-import { AlertCountQuery, AlertCounts, DashboardStats, DeviceCounts, OrgParams, TemperatureTrend, UnitCounts, UnitParams } from './schemas.js'
+import type { DashboardMetrics } from './metrics.js'
+import { queryTypeNames, queryTypes, type Entry, type QueryType } from './query-types.js'
+import type { ReadThrough } from './read-through.js'
+import { OrgParams, UnitParams } from './schemas.js'
 
-const tags = ['dashboard']
 const noCacheHeader = {
   type: 'object',
   properties: { 'cache-control': { type: 'string', description: '`no-cache` bypasses the cached copy and refreshes it' } }
 } as const
 
-/** The cached dashboard reads (SPEC §3): the stored JSON text goes out as is, with `x-cache`. */
-export async function dashboardRoutes (fastify: FastifyInstance, opts: { cache: DashboardCache }) {
+/** One route per cached query type (query-types.ts): the stored JSON text goes out as is, with `x-cache`. */
+export async function dashboardRoutes (fastify: FastifyInstance, opts: { readThrough: ReadThrough, metrics: DashboardMetrics }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { metrics } = app
+  const { readThrough, metrics } = opts
 
-  async function serve (req: FastifyRequest, reply: FastifyReply, entry: Entry, what = 'unit'): Promise<never> {
+  async function serve (req: FastifyRequest, reply: FastifyReply, entry: Entry): Promise<never> {
     const refresh = /\bno-cache\b/i.test(req.headers['cache-control'] ?? '')
     const end = metrics.requestSeconds.startTimer({ query_type: entry.queryType })
-    const result = await opts.cache.read(entry, { refresh })
-    if (!result) throw new NotFoundError(what)
+    const result = await readThrough.read(entry, { refresh })
+    if (!result) throw new NotFoundError('unit')
     end({ cache: result.cache })
     // JSON text (or bytes) with a JSON content type is sent as is: a hit is never parsed or re-serialised.
     // A compressed entry goes out compressed to a client that accepts gzip, else it is inflated once.
@@ -36,23 +36,24 @@ export async function dashboardRoutes (fastify: FastifyInstance, opts: { cache: 
     return reply.send(gunzipSync(result.body)) as never
   }
 
-  app.get('/api/orgs/:orgId/dashboard', {
-    schema: { tags, summary: 'Organization overview', params: OrgParams, headers: noCacheHeader, response: { 200: DashboardStats } }
-  }, (req, reply) => serve(req, reply, { queryType: 'stats', orgId: req.params.orgId.toLowerCase() }))
-
-  app.get('/api/orgs/:orgId/dashboard/units/status', {
-    schema: { tags, summary: 'Active units by state', params: OrgParams, headers: noCacheHeader, response: { 200: UnitCounts } }
-  }, (req, reply) => serve(req, reply, { queryType: 'units_status', orgId: req.params.orgId.toLowerCase() }))
-
-  app.get('/api/orgs/:orgId/dashboard/alerts/count', {
-    schema: { tags, summary: 'Open alert counts, for the organization or one unit', params: OrgParams, querystring: AlertCountQuery, headers: noCacheHeader, response: { 200: AlertCounts } }
-  }, (req, reply) => serve(req, reply, { queryType: 'alerts_count', orgId: req.params.orgId.toLowerCase(), unitId: req.query.unitId?.toLowerCase() }))
-
-  app.get('/api/orgs/:orgId/dashboard/devices/online', {
-    schema: { tags, summary: 'Devices online and offline', params: OrgParams, headers: noCacheHeader, response: { 200: DeviceCounts } }
-  }, (req, reply) => serve(req, reply, { queryType: 'devices_online', orgId: req.params.orgId.toLowerCase() }))
-
-  app.get('/api/orgs/:orgId/units/:unitId/temperature-trends', {
-    schema: { tags, summary: 'Last 24 h of a unit in 5-minute buckets', params: UnitParams, headers: noCacheHeader, response: { 200: TemperatureTrend } }
-  }, (req, reply) => serve(req, reply, { queryType: 'temperature_trends', orgId: req.params.orgId.toLowerCase(), unitId: req.params.unitId.toLowerCase() }))
+  const route = (queryType: QueryType) => {
+    const def = queryTypes[queryType]
+    const perUnitPath = def.scope === 'unit'
+    app.get(def.route.url, {
+      schema: {
+        tags: ['dashboard'],
+        summary: def.route.summary,
+        params: perUnitPath ? UnitParams : OrgParams,
+        ...('querystring' in def.route ? { querystring: def.route.querystring } : {}),
+        headers: noCacheHeader,
+        response: { 200: def.route.response }
+      }
+    }, (req, reply) => {
+      const params = req.params as { orgId: string, unitId?: string }
+      const query = req.query as { unitId?: string } | undefined
+      const unitId = perUnitPath ? params.unitId : def.scope === 'org-or-unit' ? query?.unitId : undefined
+      return serve(req, reply, { queryType, orgId: params.orgId.toLowerCase(), unitId: unitId?.toLowerCase() })
+    })
+  }
+  for (const queryType of queryTypeNames) route(queryType)
 }

@@ -1,5 +1,4 @@
 import type { UnitState } from '../../db/schema.js'
-import type { QueryType } from '../../infra/metrics.js'
 
 export interface UnitCounts { total: number, normal: number, too_hot: number, too_cold: number, offline: number }
 /** unresolved = active + acknowledged; acknowledged = acknowledged only; critical = unresolved with severity critical. */
@@ -32,11 +31,10 @@ export interface DashboardStats {
 /** The dashboard's query types, one per cached read; `unitId` only for the per-unit ones. */
 export interface DashboardQueries {
   unitsStatus (orgId: string): Promise<UnitCounts>
-  alertsCount (orgId: string, unitId?: string): Promise<AlertCounts>
+  /** For one unit: null when the unit does not exist in the organization. */
+  alertsCount (orgId: string, unitId?: string): Promise<AlertCounts | null>
   devicesOnline (orgId: string): Promise<DeviceCounts>
   /** null when the unit does not exist in the organization. */
   temperatureTrends (orgId: string, unitId: string): Promise<TemperatureTrend | null>
   stats (orgId: string): Promise<DashboardStats>
 }
-
-export type { QueryType }

@@ -72,4 +72,4 @@ export default fp(async function healthPlugin (fastify) {
   app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
     return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics())
   })
-}, { name: 'health', dependencies: ['core', 'cache', 'queue'] })
+}, { name: 'health', dependencies: ['core', 'redis', 'cache', 'queue'], decorators: { fastify: ['config', 'database', 'metrics', 'redis', 'redisPolicy', 'cache', 'queue'] } })

@@ -6,9 +6,9 @@ declare module 'fastify' {
   interface FastifyInstance { ingestion: IngestionService }
 }
 
-/** Decorates `app.ingestion` and serves the device ingestion endpoint. */
+/** Decorates `ingestion` and serves the device ingestion endpoint. */
 export default fp(async function ingestionPlugin (app) {
   const service = createIngestionService({ db: app.db, clock: app.clock })
   app.decorate('ingestion', service)
-  ingestionRoutes(app, service)
-}, { name: 'ingestion', dependencies: ['core', 'auth', 'monitoring'] })
+  ingestionRoutes(app, service, app.evaluation)
+}, { name: 'ingestion', dependencies: ['core', 'auth', 'evaluation'], decorators: { fastify: ['db', 'clock', 'config', 'metrics', 'evaluation'] } })

@@ -3,11 +3,11 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import { AppError } from '../../errors.js'
 import { ErrorResponse, IngestBody, IngestResult, MAX_READINGS } from './schemas.js'
 import type { IngestionService } from './service.js'
+import type { Evaluation } from '../evaluation/service.js'
 
 /** POST /api/ingest/readings: devices push batches with an organization's API key. */
-export function ingestionRoutes (fastify: FastifyInstance, service: IngestionService): void {
+export function ingestionRoutes (fastify: FastifyInstance, service: IngestionService, evaluation: Evaluation): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const log = app.log.child({ component: 'ingestion' })
 
   app.post('/api/ingest/readings', {
     config: {
@@ -48,20 +48,8 @@ export function ingestionRoutes (fastify: FastifyInstance, service: IngestionSer
     const stored = await service.storeReadings(orgId, req.body.readings)
     app.metrics.readingsIngested.inc(stored.accepted)
     app.metrics.readingsDuplicate.inc(stored.duplicates)
-    // The readings are durable now. Their evaluation (state, alerts, events) goes to the queue; when
-    // the queue cannot take it, it runs here, so an accepted reading is always evaluated.
-    const job = { organizationId: orgId, unitIds: stored.unitIds }
-    if (stored.unitIds.length > 0 && app.queue && await app.queue.enqueue(job)) {
-      app.metrics.ingestionPath.inc({ path: 'queue' })
-    } else {
-      app.metrics.ingestionPath.inc({ path: 'inline' })
-      try {
-        await app.monitoring.processUnits(orgId, stored.unitIds)
-      } catch (err) {
-        // Still durable; the unit's next batch (or the next job) catches its state up.
-        log.error({ err, organizationId: orgId }, 'readings stored but not processed')
-      }
-    }
+    // Durable now; the evaluation (state, alerts, events) goes to the queue, else runs inline.
+    await evaluation.submit({ organizationId: orgId, unitIds: stored.unitIds })
     return reply.code(202).send({ accepted: stored.accepted, duplicates: stored.duplicates })
   })
 }

@@ -5,24 +5,28 @@ import {
   type Device, type Organization, type Site, type Unit, type UnitState
 } from '../../db/schema.js'
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js'
-import type { Db, DbOrTx } from '../../infra/postgres.js'
+import type { Db, DbOrTx, Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
+import type { ChangeEvent } from '../changes/events.js'
+import type { ChangePipeline } from '../changes/pipeline.js'
 import type { CreateDeviceInput, CreateUnitInput, UpdateUnitInput } from './schemas.js'
 
 export interface ManagementOptions {
   db: Db
   clock: Clock
-  /** Recomputes a unit's state after its thresholds or isActive changed (the monitoring service). */
-  monitoring: { reevaluateUnit (orgId: string, unitId: string): Promise<void> }
-  /** Drops the organization's cached dashboard after a committed write that no event announces. */
-  invalidateOrg: (orgId: string) => Promise<void>
+  /** The write path: each write is a unit of work that invalidates its organization's dashboard after commit. */
+  changes: ChangePipeline
+  /** Recomputes a unit's state, inside the write's transaction, after its thresholds or isActive changed (monitoring). */
+  reevaluateIn: (tx: Tx, orgId: string, unitId: string) => Promise<ChangeEvent[]>
 }
 
 /**
- * Organizations, sites, units and devices. Every write is one transaction and returns the row it wrote;
- * ids that do not exist in the organization are NotFoundError, never a foreign-key 500.
+ * Organizations, sites, units and devices. Every write is one unit of work on the write path and returns the
+ * row it wrote; a write that changes what an organization's dashboard shows without an event of its own (a
+ * unit created, a threshold edited) invalidates that organization whole. Ids that do not exist in the
+ * organization are NotFoundError, never a foreign-key 500.
  */
-export function createManagementService ({ db, clock, monitoring, invalidateOrg }: ManagementOptions) {
+export function createManagementService ({ db, clock, changes, reevaluateIn }: ManagementOptions) {
   async function unitInOrg (tx: DbOrTx, orgId: string, unitId: string, lock = false): Promise<Unit> {
     const query = tx.select().from(units).where(and(eq(units.id, unitId), eq(units.organizationId, orgId)))
     const [row] = lock ? await query.for('update') : await query
@@ -35,9 +39,11 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
       const name = input.name.trim()
       const slug = input.slug ?? slugify(name)
       try {
-        const [row] = await db.transaction((tx) =>
-          tx.insert(organizations).values({ name, slug, createdAt: clock.now() }).returning())
-        return row!
+        // A new organization has nothing cached yet: no invalidation, no event.
+        return await changes.commit(async (tx) => {
+          const [row] = await tx.insert(organizations).values({ name, slug, createdAt: clock.now() }).returning()
+          return { value: row! }
+        })
       } catch (err) {
         if (isUniqueViolation(err)) throw new ConflictError(`an organization with slug "${slug}" already exists`, 'DUPLICATE_SLUG')
         throw err
@@ -45,14 +51,12 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
     },
 
     async createSite (orgId: string, input: { name: string }): Promise<Site> {
-      const site = await db.transaction(async (tx) => {
+      return changes.commit(async (tx) => {
         await assertOrganization(tx, orgId)
         const [row] = await tx.insert(sites)
           .values({ organizationId: orgId, name: input.name.trim(), createdAt: clock.now() }).returning()
-        return row!
+        return { value: row!, orgWide: [orgId] }
       })
-      await invalidateOrg(orgId)
-      return site
     },
 
     async listSites (orgId: string): Promise<Site[]> {
@@ -64,7 +68,7 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
       const tempMin = round2(input.tempMin)
       const tempMax = round2(input.tempMax)
       assertThresholds(tempMin, tempMax)
-      const unit = await db.transaction(async (tx) => {
+      return changes.commit(async (tx) => {
         await assertOrganization(tx, orgId)
         const [site] = await tx.select({ id: sites.id }).from(sites)
           .where(and(eq(sites.id, input.siteId), eq(sites.organizationId, orgId)))
@@ -81,10 +85,8 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
           createdAt: now,
           stateChangedAt: now
         }).returning()
-        return row!
+        return { value: row!, orgWide: [orgId] }
       })
-      await invalidateOrg(orgId)
-      return unit
     },
 
     async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } = {}): Promise<Unit[]> {
@@ -100,33 +102,29 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
     },
 
     /**
-     * Applies a partial update. When thresholds or isActive actually changed, the unit's state is
-     * re-evaluated after the commit (which publishes unitUpdate if the state moved); the returned row
-     * is read afterwards so it shows the resulting state.
+     * Applies a partial update. When thresholds or isActive actually changed, the unit's state is re-evaluated
+     * in the same transaction (unitUpdate if the state moved, alert events if alerts opened or closed), so the
+     * row returned shows the resulting state and nothing is half-applied.
      */
     async updateUnit (orgId: string, unitId: string, patch: UpdateUnitInput): Promise<Unit> {
-      const { row, reevaluate } = await db.transaction(async (tx) => {
+      return changes.commit(async (tx) => {
         const current = await unitInOrg(tx, orgId, unitId, true)
         const tempMin = patch.tempMin === undefined ? current.tempMin : round2(patch.tempMin)
         const tempMax = patch.tempMax === undefined ? current.tempMax : round2(patch.tempMax)
         assertThresholds(tempMin, tempMax)
         const isActive = patch.isActive ?? current.isActive
         const name = patch.name === undefined ? current.name : patch.name.trim()
-        const [updated] = await tx.update(units).set({ name, tempMin, tempMax, isActive })
-          .where(eq(units.id, current.id)).returning()
+        await tx.update(units).set({ name, tempMin, tempMax, isActive }).where(eq(units.id, current.id))
         const changed = tempMin !== current.tempMin || tempMax !== current.tempMax || isActive !== current.isActive
-        return { row: updated!, reevaluate: changed }
+        const events = changed ? await reevaluateIn(tx, orgId, unitId) : []
+        // Thresholds also change compliance and trend alarm states, which no event announces.
+        return { value: await unitInOrg(tx, orgId, unitId), events, orgWide: [orgId] }
       })
-      // Thresholds also change compliance and trend alarm states, which no event announces.
-      await invalidateOrg(orgId)
-      if (!reevaluate) return row
-      await monitoring.reevaluateUnit(orgId, unitId)
-      return unitInOrg(db, orgId, unitId)
     },
 
     async createDevice (orgId: string, input: CreateDeviceInput): Promise<Device> {
       try {
-        const device = await db.transaction(async (tx) => {
+        return await changes.commit(async (tx) => {
           await assertOrganization(tx, orgId)
           const unit = await unitInOrg(tx, orgId, input.unitId)
           const [row] = await tx.insert(devices).values({
@@ -136,10 +134,8 @@ export function createManagementService ({ db, clock, monitoring, invalidateOrg 
             battery: input.battery ?? null,
             createdAt: clock.now()
           }).returning()
-          return row!
+          return { value: row!, orgWide: [orgId] }
         })
-        await invalidateOrg(orgId)
-        return device
       } catch (err) {
         if (isUniqueViolation(err)) {
           throw new ConflictError(`a device with EUI "${input.deviceEui}" already exists`, 'DUPLICATE_DEVICE_EUI')

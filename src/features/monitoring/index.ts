@@ -5,14 +5,13 @@ declare module 'fastify' {
   interface FastifyInstance { monitoring: MonitoringService }
 }
 
-/** Decorates `app.monitoring`: the state machine and alert lifecycle shared by ingestion, management and the sweeper. */
+/** Decorates `monitoring`: the state machine and alert lifecycle shared by ingestion, management and the sweeper. */
 export default fp(async function monitoringPlugin (app) {
   app.decorate('monitoring', createMonitoringService({
-    db: app.db,
+    changes: app.changes,
     clock: app.clock,
-    events: app.events,
     offlineAfterMinutes: app.config.OFFLINE_AFTER_MINUTES,
     confirmMinutes: app.config.CONFIRM_MINUTES,
     log: app.log.child({ component: 'monitoring' })
   }))
-}, { name: 'monitoring', dependencies: ['core', 'realtime'] })
+}, { name: 'monitoring', dependencies: ['core', 'changes'], decorators: { fastify: ['config', 'clock', 'changes'] } })

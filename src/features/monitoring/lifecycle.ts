@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Alert, UnitState } from '../../db/schema.js'
-import { alertEvent, type ChangeEvent } from '../events/types.js'
+import { alertEvent, type ChangeEvent } from '../changes/events.js'
 import { excursionThreshold, nextState } from './state-machine.js'
 
 export interface LifecycleUnit {
@@ -30,9 +30,10 @@ export interface LifecycleOptions {
 }
 
 /**
- * The alert lifecycle of one unit, in memory: feed it observations in time order, then write the
- * result in the unit's transaction. Pure apart from id generation, so a whole catch-up batch (open,
- * escalate, resolve, reopen) is decided before touching the database and is easy to test.
+ * The unit state machine and alert lifecycle of one unit, in memory: feed it what happened in time order
+ * (readings, silence, the passing of time), then write the result in the unit's transaction. Ingestion, the
+ * sweeper and dataset seeding all go through it, so they cannot disagree. Pure apart from id generation, so a
+ * whole catch-up batch (open, escalate, resolve, reopen) is decided before touching the database.
  *
  * Reading-driven timestamps are the reading's recordedAt, never earlier than what they follow
  * (a late reading must not resolve an alert before it was raised).
@@ -62,12 +63,12 @@ export function createLifecycle (unit: LifecycleUnit, openAlerts: Alert[], opts:
     record('alertResolved', alert)
   }
 
-  function openExcursion (temperature: number, threshold: NonNullable<Alert['threshold']>, at: Date) {
+  function openAlert (type: Alert['type'], at: Date, temperature: number | null, threshold: Alert['threshold']) {
     const alert: Alert = {
       id: newId(),
       organizationId: unit.organizationId,
       unitId: unit.id,
-      type: 'temperature_excursion',
+      type,
       severity: 'warning',
       status: 'active',
       triggerTemperature: temperature,
@@ -76,8 +77,17 @@ export function createLifecycle (unit: LifecycleUnit, openAlerts: Alert[], opts:
       acknowledgedAt: null,
       resolvedAt: null
     }
-    open.set('temperature_excursion', alert)
+    open.set(type, alert)
     record('alertCreated', alert)
+  }
+
+  /** A warning excursion still on its side of the range CONFIRM_MINUTES after it was raised becomes critical. */
+  function escalateDue (now: Date) {
+    const current = open.get('temperature_excursion')
+    if (!current || current.severity !== 'warning' || current.threshold !== excursionThreshold(state)) return
+    if (now.getTime() - current.triggeredAt.getTime() < confirmMs) return
+    current.severity = 'critical'
+    record('alertEscalated', current)
   }
 
   return {
@@ -94,13 +104,25 @@ export function createLifecycle (unit: LifecycleUnit, openAlerts: Alert[], opts:
       // Back in range, or crossed to the other side (too_hot → too_cold): the old excursion is over.
       if (open.get('temperature_excursion')?.threshold !== threshold) resolve('temperature_excursion', at)
       if (threshold === null) return
-      const current = open.get('temperature_excursion')
-      if (!current) {
-        openExcursion(temperature, threshold, at)
-      } else if (current.severity === 'warning' && at.getTime() - current.triggeredAt.getTime() >= confirmMs) {
-        current.severity = 'critical'
-        record('alertEscalated', current)
+      if (!open.has('temperature_excursion')) openAlert('temperature_excursion', at, temperature, threshold)
+      else escalateDue(at)
+    },
+
+    /**
+     * Silent for OFFLINE_AFTER_MINUTES (the sweeper, or seeding's view of the end of its window): offline, with an
+     * offline alert. An open excursion stays open until the next reading decides it.
+     */
+    goOffline (at: Date): void {
+      if (state !== 'offline') {
+        state = 'offline'
+        stateChangedAt = latest(at, stateChangedAt)
       }
+      if (!open.has('offline')) openAlert('offline', at, null, null)
+    },
+
+    /** Time passed without a reading (the sweeper): escalates a confirmed excursion. */
+    tick (now: Date): void {
+      escalateDue(now)
     },
 
     /** Resolves every open alert (the unit is deactivated: nobody watches it any more). */

@@ -1,15 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db } from '../../infra/postgres.js'
+import type { Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
-import type { EventPublisher } from '../events/publisher.js'
-import type { ChangeEvent } from '../events/types.js'
+import type { ChangeEvent } from '../changes/events.js'
+import type { ChangePipeline } from '../changes/pipeline.js'
 import { sweepEscalations, sweepOfflineDevices, sweepOfflineUnits } from './sweep.js'
 import { processUnit, reevaluate, type ProcessorDeps } from './unit-processor.js'
 
 export interface MonitoringOptions {
-  db: Db
+  changes: ChangePipeline
   clock: Clock
-  events: EventPublisher
   offlineAfterMinutes: number
   confirmMinutes: number
   log: FastifyBaseLogger
@@ -18,34 +17,25 @@ export interface MonitoringOptions {
 }
 
 /**
- * Unit state, the alert lifecycle and device status: the one path that ingestion, PATCH unit and
- * the sweeper take. Every change commits in its own transaction and is published afterwards.
+ * Unit state, the alert lifecycle and device status: the one path that ingestion, unit edits and the sweeper
+ * take. Each change is a unit of work on the write path (src/features/changes/pipeline.ts).
  */
 export function createMonitoringService (opts: MonitoringOptions) {
-  const { clock, events, log } = opts
-  const deps: ProcessorDeps = {
-    db: opts.db,
-    clock,
-    offlineAfterMinutes: opts.offlineAfterMinutes,
-    confirmMinutes: opts.confirmMinutes
-  }
+  const { clock, changes, log } = opts
+  const deps: ProcessorDeps = { clock, offlineAfterMinutes: opts.offlineAfterMinutes, confirmMinutes: opts.confirmMinutes }
   const concurrency = Math.max(1, opts.concurrency ?? 4)
-
-  async function commitThenPublish (change: () => Promise<ChangeEvent[]>): Promise<void> {
-    const committed = await change()
-    await events.publish(committed)
-  }
+  const commit = (work: (tx: Tx) => Promise<ChangeEvent[]>) => changes.commit(async (tx) => ({ value: undefined, events: await work(tx) }))
 
   return {
-    /** Re-evaluates a unit's state from its last temperature (thresholds or isActive changed); publishes what changed. */
-    async reevaluateUnit (orgId: string, unitId: string): Promise<void> {
-      await commitThenPublish(() => reevaluate(deps, orgId, unitId))
-    },
+    /**
+     * Re-evaluates a unit inside the caller's transaction after its thresholds or isActive changed; the caller
+     * publishes the events it returns with its own change (src/features/management/service.ts).
+     */
+    reevaluateIn: (tx: Tx, orgId: string, unitId: string): Promise<ChangeEvent[]> => reevaluate(tx, deps, orgId, unitId),
 
     /**
-     * Applies the stored, not yet applied readings of each unit (one transaction per unit) and
-     * publishes the result. Every unit is attempted; the first failure is rethrown afterwards so a
-     * queue can retry (retrying is safe: processing only catches up).
+     * Applies the stored, not yet applied readings of each unit (one unit of work per unit). Every unit is
+     * attempted; the first failure is rethrown afterwards so a queue can retry (retrying only catches up).
      */
     async processUnits (orgId: string, unitIds: string[]): Promise<void> {
       const queue = [...new Set(unitIds)]
@@ -53,7 +43,7 @@ export function createMonitoringService (opts: MonitoringOptions) {
       const worker = async () => {
         for (let unitId = queue.shift(); unitId !== undefined; unitId = queue.shift()) {
           try {
-            await commitThenPublish(() => processUnit(deps, orgId, unitId))
+            await commit((tx) => processUnit(tx, deps, orgId, unitId))
           } catch (err) {
             log.error({ err, organizationId: orgId, unitId }, 'processing readings failed')
             failures.push(err)
@@ -64,17 +54,13 @@ export function createMonitoringService (opts: MonitoringOptions) {
       if (failures.length > 0) throw failures[0]
     },
 
-    /**
-     * Time-driven transitions: silent units and devices go offline, long excursions escalate.
-     * Set-based, each in its own transaction, each published after its commit.
-     */
+    /** Time-driven transitions: silent units and devices go offline, long excursions escalate; each its own unit of work. */
     async sweep (): Promise<void> {
       const now = clock.now()
       const offlineCutoff = new Date(now.getTime() - opts.offlineAfterMinutes * 60_000)
-      const confirmedBefore = new Date(now.getTime() - opts.confirmMinutes * 60_000)
-      await commitThenPublish(() => sweepOfflineUnits(opts.db, now, offlineCutoff))
-      await commitThenPublish(() => sweepOfflineDevices(opts.db, offlineCutoff))
-      await commitThenPublish(() => sweepEscalations(opts.db, confirmedBefore))
+      await commit((tx) => sweepOfflineUnits(tx, deps, now, offlineCutoff))
+      await commit((tx) => sweepOfflineDevices(tx, offlineCutoff))
+      await commit((tx) => sweepEscalations(tx, deps, now))
     }
   }
 }

@@ -1,74 +1,60 @@
-import { sql } from 'drizzle-orm'
-import type { Alert, UnitState } from '../../db/schema.js'
-import { rows, type Db } from '../../infra/postgres.js'
-import type { ChangeEvent } from '../events/types.js'
-import { asDateOrNull, asNumberOrNull, iso } from './sql-values.js'
+import { and, asc, eq, inArray, lte, ne, sql } from 'drizzle-orm'
+import { alerts, units, type Alert } from '../../db/schema.js'
+import { rows, type Tx } from '../../infra/postgres.js'
+import type { ChangeEvent } from '../changes/events.js'
+import { createLifecycle, type LifecycleResult } from './lifecycle.js'
+import { iso } from './sql-values.js'
+import { lockOpenAlerts, unitUpdate, writeAlerts, type ProcessorDeps } from './unit-processor.js'
 
 /*
- * The sweeper's set-based transitions, one statement and one transaction each, so a sweep costs the
- * same few queries for ten units or ten thousand. Rows locked by ingestion right now are skipped
- * (SKIP LOCKED): ingestion is about to give them fresh data, and the next sweep sees them anyway.
+ * The sweeper's time-driven transitions, each in the caller's transaction. Candidates are found and locked in
+ * one statement and written back set-based, so a sweep costs the same few queries for ten units or ten thousand;
+ * what happens to each unit is decided by the same lifecycle as a reading (lifecycle.ts). Rows locked by
+ * ingestion right now are skipped (SKIP LOCKED): ingestion is about to give them fresh data, and the next
+ * sweep sees them anyway.
  */
 
-interface OfflineUnitRow {
-  unit_id: string
-  organization_id: string
-  previous_state: UnitState
-  last_temperature: unknown
-  last_reading_at: unknown
-  alert_id: string | null
+function byUnit (list: Alert[]): Map<string, Alert[]> {
+  const out = new Map<string, Alert[]>()
+  for (const a of list) out.set(a.unitId, [...(out.get(a.unitId) ?? []), a])
+  return out
 }
 
 /** Active units silent since `cutoff` (or never heard from and created before it) → offline + offline alert. */
-export async function sweepOfflineUnits (db: Db, now: Date, cutoff: Date): Promise<ChangeEvent[]> {
-  const changed = await db.transaction((tx) => rows<OfflineUnitRow>(tx, sql`
-    WITH stale AS (
-      SELECT id, state AS previous_state FROM units
-      WHERE is_active AND state <> 'offline' AND coalesce(last_reading_at, created_at) < ${iso(cutoff)}::timestamptz
-      ORDER BY id
-      FOR UPDATE SKIP LOCKED
-    ), upd AS (
-      UPDATE units u SET state = 'offline', state_changed_at = ${iso(now)}::timestamptz
-      FROM stale WHERE u.id = stale.id
-      RETURNING u.id, u.organization_id, u.last_temperature, u.last_reading_at, stale.previous_state
-    ), ins AS (
-      INSERT INTO alerts (organization_id, unit_id, type, severity, status, triggered_at)
-      SELECT organization_id, id, 'offline', 'warning', 'active', ${iso(now)}::timestamptz FROM upd
-      ON CONFLICT (unit_id, type) WHERE status <> 'resolved' DO NOTHING
-      RETURNING id, unit_id
-    )
-    SELECT upd.id AS unit_id, upd.organization_id, upd.previous_state, upd.last_temperature, upd.last_reading_at,
-      ins.id AS alert_id
-    FROM upd LEFT JOIN ins ON ins.unit_id = upd.id
-    ORDER BY upd.organization_id, upd.id`))
-  return changed.flatMap((u): ChangeEvent[] => {
-    const lastReadingAt = asDateOrNull(u.last_reading_at)
-    const events: ChangeEvent[] = [{
-      name: 'unitUpdate',
-      payload: {
-        organizationId: u.organization_id,
-        unitId: u.unit_id,
-        state: 'offline',
-        previousState: u.previous_state,
-        lastTemperature: asNumberOrNull(u.last_temperature),
-        lastReadingAt: lastReadingAt?.toISOString() ?? null
-      }
-    }]
-    if (u.alert_id) {
-      events.push({
-        name: 'alertCreated',
-        payload: { organizationId: u.organization_id, alertId: u.alert_id, unitId: u.unit_id, type: 'offline', severity: 'warning', status: 'active' }
-      })
-    }
-    return events
-  })
+export async function sweepOfflineUnits (tx: Tx, deps: ProcessorDeps, now: Date, cutoff: Date): Promise<ChangeEvent[]> {
+  const stale = await tx.select().from(units)
+    .where(and(
+      eq(units.isActive, true),
+      ne(units.state, 'offline'),
+      sql`coalesce(${units.lastReadingAt}, ${units.createdAt}) < ${iso(cutoff)}::timestamptz`
+    ))
+    .orderBy(asc(units.id))
+    .for('update', { skipLocked: true })
+  if (stale.length === 0) return []
+  const open = byUnit(await lockOpenAlerts(tx, stale.map((u) => u.id)))
+  const results: LifecycleResult[] = []
+  const events: ChangeEvent[] = []
+  for (const unit of stale) {
+    const lifecycle = createLifecycle(unit, open.get(unit.id) ?? [], deps)
+    lifecycle.goOffline(now)
+    const result = lifecycle.result()
+    results.push(result)
+    events.push(...unitUpdate(unit, result), ...result.events)
+  }
+  const values = sql.join(stale.map((u, i) => sql`(${u.id}::uuid, ${results[i]!.state}::unit_state, ${iso(results[i]!.stateChangedAt)}::timestamptz)`), sql`, `)
+  await tx.execute(sql`
+    UPDATE units u SET state = v.state, state_changed_at = v.changed_at
+    FROM (VALUES ${values}) AS v(id, state, changed_at)
+    WHERE u.id = v.id`)
+  await writeAlerts(tx, results)
+  return events
 }
 
 interface OfflineDeviceRow { id: string, organization_id: string, unit_id: string }
 
 /** Online devices not seen since `cutoff` → offline. */
-export async function sweepOfflineDevices (db: Db, cutoff: Date): Promise<ChangeEvent[]> {
-  const changed = await db.transaction((tx) => rows<OfflineDeviceRow>(tx, sql`
+export async function sweepOfflineDevices (tx: Tx, cutoff: Date): Promise<ChangeEvent[]> {
+  const changed = await rows<OfflineDeviceRow>(tx, sql`
     WITH stale AS (
       SELECT id FROM devices
       WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at < ${iso(cutoff)}::timestamptz)
@@ -76,34 +62,38 @@ export async function sweepOfflineDevices (db: Db, cutoff: Date): Promise<Change
       FOR UPDATE SKIP LOCKED
     )
     UPDATE devices d SET status = 'offline' FROM stale WHERE d.id = stale.id
-    RETURNING d.id, d.organization_id, d.unit_id`))
+    RETURNING d.id, d.organization_id, d.unit_id`)
   return changed.map((d) => ({
     name: 'deviceStatusChange',
     payload: { organizationId: d.organization_id, deviceId: d.id, unitId: d.unit_id, status: 'offline' }
   }))
 }
 
-interface EscalatedRow { id: string, organization_id: string, unit_id: string, status: Alert['status'] }
-
 /**
- * Open warning excursions raised at or before `confirmedBefore` whose unit is still on the same side
- * of its range → critical. A reading escalates too; this catches units that went quiet while out of range.
+ * Open warning excursions raised CONFIRM_MINUTES ago or earlier, on active units → the lifecycle decides
+ * (critical while the unit is still on that side of its range). A reading escalates too; this catches units
+ * that went quiet while out of range.
  */
-export async function sweepEscalations (db: Db, confirmedBefore: Date): Promise<ChangeEvent[]> {
-  const changed = await db.transaction((tx) => rows<EscalatedRow>(tx, sql`
-    WITH due AS (
-      SELECT a.id FROM alerts a JOIN units u ON u.id = a.unit_id
-      WHERE a.type = 'temperature_excursion' AND a.status <> 'resolved' AND a.severity = 'warning'
-        AND a.triggered_at <= ${iso(confirmedBefore)}::timestamptz
-        AND u.is_active
-        AND ((u.state = 'too_hot' AND a.threshold = 'temp_max') OR (u.state = 'too_cold' AND a.threshold = 'temp_min'))
-      ORDER BY a.id
-      FOR UPDATE OF a SKIP LOCKED
-    )
-    UPDATE alerts a SET severity = 'critical' FROM due WHERE a.id = due.id AND a.severity = 'warning'
-    RETURNING a.id, a.organization_id, a.unit_id, a.status`))
-  return changed.map((a) => ({
-    name: 'alertEscalated',
-    payload: { organizationId: a.organization_id, alertId: a.id, unitId: a.unit_id, type: 'temperature_excursion', severity: 'critical', status: a.status }
-  }))
+export async function sweepEscalations (tx: Tx, deps: ProcessorDeps, now: Date): Promise<ChangeEvent[]> {
+  const confirmedBefore = new Date(now.getTime() - deps.confirmMinutes * 60_000)
+  const due = await tx.select({ alert: alerts, unit: units }).from(alerts)
+    .innerJoin(units, eq(units.id, alerts.unitId))
+    .where(and(
+      eq(alerts.type, 'temperature_excursion'),
+      ne(alerts.status, 'resolved'),
+      eq(alerts.severity, 'warning'),
+      lte(alerts.triggeredAt, confirmedBefore),
+      eq(units.isActive, true),
+      inArray(units.state, ['too_hot', 'too_cold'])
+    ))
+    .orderBy(asc(alerts.id))
+    .for('update', { of: alerts, skipLocked: true })
+  const results: LifecycleResult[] = []
+  for (const { alert, unit } of due) {
+    const lifecycle = createLifecycle(unit, [alert], deps)
+    lifecycle.tick(now)
+    results.push(lifecycle.result())
+  }
+  await writeAlerts(tx, results)
+  return results.flatMap((r) => r.events)
 }

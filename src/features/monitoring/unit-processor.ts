@@ -1,82 +1,77 @@
-import { and, asc, eq, gt, ne, sql } from 'drizzle-orm'
-import { alerts, sensorReadings, units, type Unit } from '../../db/schema.js'
-import { rows, type Db, type Tx } from '../../infra/postgres.js'
+import { and, asc, eq, gt, inArray, ne, sql } from 'drizzle-orm'
+import { alerts, sensorReadings, units, type Alert, type Unit } from '../../db/schema.js'
+import { rows, type Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
-import type { ChangeEvent } from '../events/types.js'
+import type { ChangeEvent } from '../changes/events.js'
 import { createLifecycle, type LifecycleResult } from './lifecycle.js'
 import { iso } from './sql-values.js'
 
 export interface ProcessorDeps {
-  db: Db
   clock: Clock
   offlineAfterMinutes: number
   confirmMinutes: number
 }
 
 /**
- * Applies every stored reading newer than the unit's last one, in recordedAt order, in one
- * transaction with the unit row locked. Idempotent: run it twice, or after a crash, and it only
- * catches up. Older (out-of-order) readings stay stored but never move the state backwards.
- * Returns the events to publish once the transaction has committed.
+ * Applies every stored reading newer than the unit's last one, in recordedAt order, inside the caller's
+ * transaction with the unit row locked. Idempotent: run it twice, or after a crash, and it only catches up.
+ * Older (out-of-order) readings stay stored but never move the state backwards. Returns the events to
+ * publish once the transaction has committed.
  */
-export async function processUnit (deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
-  return deps.db.transaction(async (tx) => {
-    const unit = await lockUnit(tx, orgId, unitId)
-    if (!unit) return []
-    const readings = await tx.select({ temperature: sensorReadings.temperature, recordedAt: sensorReadings.recordedAt })
-      .from(sensorReadings)
-      .where(and(
-        eq(sensorReadings.unitId, unitId),
-        unit.lastReadingAt ? gt(sensorReadings.recordedAt, unit.lastReadingAt) : undefined
-      ))
-      .orderBy(asc(sensorReadings.recordedAt), asc(sensorReadings.id))
-    const deviceEvents = await refreshDevices(tx, deps, unit)
-    const last = readings.at(-1)
-    if (!last) return deviceEvents
+export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
+  const unit = await lockUnit(tx, orgId, unitId)
+  if (!unit) return []
+  const readings = await tx.select({ temperature: sensorReadings.temperature, recordedAt: sensorReadings.recordedAt })
+    .from(sensorReadings)
+    .where(and(
+      eq(sensorReadings.unitId, unitId),
+      unit.lastReadingAt ? gt(sensorReadings.recordedAt, unit.lastReadingAt) : undefined
+    ))
+    .orderBy(asc(sensorReadings.recordedAt), asc(sensorReadings.id))
+  const deviceEvents = await refreshDevices(tx, deps, unit)
+  const last = readings.at(-1)
+  if (!last) return deviceEvents
 
-    // An inactive unit keeps its last reading (so re-activation can re-evaluate it) but has no state or alerts.
-    let result: LifecycleResult | null = null
-    if (unit.isActive) {
-      const lifecycle = createLifecycle(unit, await lockOpenAlerts(tx, unitId), deps)
-      for (const r of readings) lifecycle.observe(r.temperature, r.recordedAt)
-      result = lifecycle.result()
-    }
-    await tx.update(units).set({
-      lastTemperature: last.temperature,
-      lastReadingAt: last.recordedAt,
-      ...(result ? { state: result.state, stateChangedAt: result.stateChangedAt } : {})
-    }).where(eq(units.id, unitId))
-    if (!result) return deviceEvents
-    await writeAlerts(tx, result)
-    return [
-      ...deviceEvents,
-      ...unitUpdate({ ...unit, lastTemperature: last.temperature, lastReadingAt: last.recordedAt }, result),
-      ...result.events
-    ]
-  })
+  // An inactive unit keeps its last reading (so re-activation can re-evaluate it) but has no state or alerts.
+  let result: LifecycleResult | null = null
+  if (unit.isActive) {
+    const lifecycle = createLifecycle(unit, await lockOpenAlerts(tx, [unitId]), deps)
+    for (const r of readings) lifecycle.observe(r.temperature, r.recordedAt)
+    result = lifecycle.result()
+  }
+  await tx.update(units).set({
+    lastTemperature: last.temperature,
+    lastReadingAt: last.recordedAt,
+    ...(result ? { state: result.state, stateChangedAt: result.stateChangedAt } : {})
+  }).where(eq(units.id, unitId))
+  if (!result) return deviceEvents
+  await writeAlerts(tx, [result])
+  return [
+    ...deviceEvents,
+    ...unitUpdate({ ...unit, lastTemperature: last.temperature, lastReadingAt: last.recordedAt }, result),
+    ...result.events
+  ]
 }
 
 /**
- * Re-evaluates a unit from its last temperature after its thresholds or isActive changed, through the
- * same lifecycle as a reading (hysteresis included, so a change that moves no threshold changes
- * nothing). Deactivating a unit resolves its open alerts. An offline or never-reporting unit waits
- * for its next reading.
+ * Re-evaluates a unit from its last temperature after its thresholds or isActive changed, inside the caller's
+ * transaction, through the same lifecycle as a reading (hysteresis included, so a change that moves no
+ * threshold changes nothing). Deactivating a unit resolves its open alerts. An offline or never-reporting
+ * unit waits for its next reading.
  */
-export async function reevaluate (deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
-  return deps.db.transaction(async (tx) => {
-    const unit = await lockUnit(tx, orgId, unitId)
-    if (!unit) return []
-    const now = deps.clock.now()
-    const lifecycle = createLifecycle(unit, await lockOpenAlerts(tx, unitId), deps)
-    if (!unit.isActive) lifecycle.resolveAll(now)
-    else if (unit.state !== 'offline' && unit.lastTemperature !== null) lifecycle.observe(unit.lastTemperature, now)
-    const result = lifecycle.result()
-    if (result.state !== unit.state) {
-      await tx.update(units).set({ state: result.state, stateChangedAt: result.stateChangedAt }).where(eq(units.id, unitId))
-    }
-    await writeAlerts(tx, result)
-    return [...unitUpdate(unit, result), ...result.events]
-  })
+export async function reevaluate (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
+  const unit = await lockUnit(tx, orgId, unitId)
+  if (!unit) return []
+  const now = deps.clock.now()
+  const lifecycle = createLifecycle(unit, await lockOpenAlerts(tx, [unitId]), deps)
+  if (!unit.isActive) lifecycle.resolveAll(now)
+  else if (unit.state !== 'offline' && unit.lastTemperature !== null) lifecycle.observe(unit.lastTemperature, now)
+  const result = lifecycle.result()
+  if (result.state !== unit.state) {
+    await tx.update(units).set({ state: result.state, stateChangedAt: result.stateChangedAt }).where(eq(units.id, unitId))
+  }
+  await writeAlerts(tx, [result])
+  return [...unitUpdate(unit, result), ...result.events]
 }
 
 async function lockUnit (tx: Tx, orgId: string, unitId: string): Promise<Unit | undefined> {
@@ -86,18 +81,31 @@ async function lockUnit (tx: Tx, orgId: string, unitId: string): Promise<Unit | 
   return unit
 }
 
-async function lockOpenAlerts (tx: Tx, unitId: string) {
+/** The open alerts of these units, locked (in id order, so that concurrent lockers never deadlock). */
+export async function lockOpenAlerts (tx: Tx, unitIds: string[]): Promise<Alert[]> {
+  if (unitIds.length === 0) return []
   return tx.select().from(alerts)
-    .where(and(eq(alerts.unitId, unitId), ne(alerts.status, 'resolved')))
+    .where(and(inArray(alerts.unitId, unitIds), ne(alerts.status, 'resolved')))
+    .orderBy(asc(alerts.id))
     .for('update')
 }
 
-/** Updates before inserts: a resolved alert must leave the partial unique index before its successor enters. */
-async function writeAlerts (tx: Tx, result: LifecycleResult): Promise<void> {
-  for (const a of result.updated) {
-    await tx.update(alerts).set({ severity: a.severity, status: a.status, resolvedAt: a.resolvedAt }).where(eq(alerts.id, a.id))
+/**
+ * Writes what lifecycles decided, set-based: updates before inserts (a resolved alert must leave the partial
+ * unique index before its successor enters).
+ */
+export async function writeAlerts (tx: Tx, results: LifecycleResult[]): Promise<void> {
+  const updated = results.flatMap((r) => r.updated)
+  const inserted = results.flatMap((r) => r.inserted)
+  if (updated.length > 0) {
+    const values = sql.join(updated.map((a) =>
+      sql`(${a.id}::uuid, ${a.severity}::alert_severity, ${a.status}::alert_status, ${a.resolvedAt ? iso(a.resolvedAt) : null}::timestamptz)`), sql`, `)
+    await tx.execute(sql`
+      UPDATE alerts a SET severity = v.severity, status = v.status, resolved_at = v.resolved_at
+      FROM (VALUES ${values}) AS v(id, severity, status, resolved_at)
+      WHERE a.id = v.id`)
   }
-  if (result.inserted.length > 0) await tx.insert(alerts).values(result.inserted)
+  for (let i = 0; i < inserted.length; i += 1000) await tx.insert(alerts).values(inserted.slice(i, i + 1000))
 }
 
 /**
@@ -105,7 +113,7 @@ async function writeAlerts (tx: Tx, result: LifecycleResult): Promise<void> {
  * alone would multiply the event volume by the reading rate, and the dashboard's cached aggregates
  * depend on the state, not on each temperature.
  */
-function unitUpdate (unit: Pick<Unit, 'id' | 'organizationId' | 'lastTemperature' | 'lastReadingAt'>, result: LifecycleResult): ChangeEvent[] {
+export function unitUpdate (unit: Pick<Unit, 'id' | 'organizationId' | 'lastTemperature' | 'lastReadingAt'>, result: LifecycleResult): ChangeEvent[] {
   if (result.state === result.previousState) return []
   return [{
     name: 'unitUpdate',

@@ -8,8 +8,8 @@ declare module 'fastify' {
 }
 
 /**
- * Socket.io on the app's HTTP server, fanned out across instances by @socket.io/redis-adapter when
- * Redis is configured. Every published change is emitted to its organization's room.
+ * Socket.io on the app's HTTP server, fanned out across instances by @socket.io/redis-adapter (its channels
+ * behind REDIS_KEY_PREFIX) when Redis is configured. `realtime.emit` is the write path's last step (src/app.ts).
  */
 export default fp(async function realtimePlugin (app) {
   const log = app.log.child({ component: 'realtime' })
@@ -25,14 +25,17 @@ export default fp(async function realtimePlugin (app) {
         log.warn({ err: err.message }, 'socket.io fan-out publish failed')
         return 0
       })) as Redis['publish']
-    adapter = createAdapter(pub, sub)
+    adapter = createAdapter(pub, sub, { key: `${app.config.REDIS_KEY_PREFIX}socket.io` })
   }
-  const realtime = createRealtime({ server: app.server, tokens: app.tokens, log: app.log, corsOrigins: app.config.corsOrigins, adapter })
-  app.decorate('realtime', realtime)
-  app.events.onEmit((event) => {
-    realtime.emit(event)
-    app.metrics.eventsEmitted.inc({ event: event.name })
+  const realtime = createRealtime({
+    server: app.server,
+    tokens: app.tokens,
+    log: app.log,
+    corsOrigins: app.config.corsOrigins,
+    adapter,
+    onEmit: (event) => app.metrics.eventsEmitted.inc({ event: event.name })
   })
+  app.decorate('realtime', realtime)
   // preClose: open WebSockets would otherwise keep the HTTP server from closing.
   app.addHook('preClose', async () => { await realtime.close() })
-}, { name: 'realtime', dependencies: ['core', 'auth', 'redis'] })
+}, { name: 'realtime', dependencies: ['core', 'auth', 'redis'], decorators: { fastify: ['config', 'metrics', 'redis', 'tokens'] } })

@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import { Server, type ServerOptions } from 'socket.io'
 import type { TokenService } from '../auth/tokens.js'
-import type { ChangeEvent } from '../events/types.js'
+import type { ChangeEvent } from '../changes/events.js'
 
 export const orgRoom = (orgId: string) => `org:${orgId}`
 
@@ -17,6 +17,7 @@ export function createRealtime (opts: {
   log: FastifyBaseLogger
   corsOrigins: string[] | boolean
   adapter?: ServerOptions['adapter']
+  onEmit?: (event: ChangeEvent) => void
 }) {
   const log = opts.log.child({ component: 'realtime' })
   const io = new Server(opts.server, {
@@ -44,8 +45,10 @@ export function createRealtime (opts: {
   let closed = false
   return {
     io,
-    emit (event: ChangeEvent) {
+    /** To the event's organization room, on every instance. */
+    emit (event: ChangeEvent): void {
       io.to(orgRoom(event.payload.organizationId)).emit(event.name, event.payload)
+      opts.onEmit?.(event)
     },
     /** Disconnects clients and detaches engine.io; the HTTP server itself is Fastify's to close. */
     async close () {

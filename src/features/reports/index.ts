@@ -12,4 +12,4 @@ declare module 'fastify' {
 export default fp(async function reportsPlugin (app, _opts: Record<string, unknown>) {
   app.decorate('reports', createReportsService({ db: app.db, clock: app.clock }))
   await app.register(reportsRoutes)
-}, { name: 'reports', dependencies: ['core', 'auth'] })
+}, { name: 'reports', dependencies: ['core', 'auth'], decorators: { fastify: ['db', 'clock'] } })

@@ -38,4 +38,4 @@ export default fp(async function webPlugin (app, opts: { root?: string } = {}) {
       res.setHeader('cache-control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache')
     }
   })
-}, { name: 'web', dependencies: ['core'] })
+}, { name: 'web' })

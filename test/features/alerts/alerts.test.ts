@@ -1,58 +1,35 @@
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { App } from '../../../src/app.js'
-import type { ChangeEvent } from '../../../src/features/events/types.js'
-import type { Database } from '../../../src/infra/postgres.js'
-import { manualClock } from '../../../src/lib/clock.js'
-import { bearer, buildTestApp } from '../../helpers/app.js'
-import { backends, disposeDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { backends, useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const T0 = new Date('2030-05-01T06:00:00.000Z')
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000)
 
-describe.each(backends)('alert endpoints ($name)', (backend) => {
-  let database: Database & { drop?: () => Promise<void> }
-  let app: App
-  let clock: ReturnType<typeof manualClock>
+describe.each(backends)('alert endpoints ($name)', ({ name }) => {
+  const ctx = useTestApp({ backend: name, clock: T0 })
+  const emitted = ctx.emitted
   let fx: OrgFixture
-  let emitted: ChangeEvent[]
 
-  beforeAll(async () => {
-    database = await backend.create()
-    clock = manualClock(T0)
-    app = await buildTestApp({ database, clock })
-    app.events.onEmit((e) => { emitted.push(e) })
-    await app.ready()
-  })
-  afterAll(async () => {
-    await app?.close()
-    if (database) await disposeDatabase(database)
-  })
   beforeEach(async () => {
-    clock.set(T0)
-    emitted = []
-    fx = await createOrgFixture(app.db, { units: 2, tempMin: 2, tempMax: 8, createdAt: T0 })
+    ctx.clock.set(T0)
+    emitted.length = 0
+    fx = await ctx.org({ units: 2, tempMin: 2, tempMax: 8, createdAt: T0 })
   })
 
-  const manager = () => bearer(app, { [fx.org.id]: 'manager' })
-  const viewer = () => bearer(app, { [fx.org.id]: 'viewer' })
+  const manager = () => ctx.bearer({ [fx.org.id]: 'manager' })
+  const viewer = () => ctx.bearer({ [fx.org.id]: 'viewer' })
 
   /** A reading from unit i's device at `minutes`, through the device API, the clock moved there. */
   async function reading (i: number, minutes: number, temperature: number) {
-    clock.set(at(minutes))
-    const res = await app.inject({
-      method: 'POST',
-      url: '/api/ingest/readings',
-      headers: { 'x-api-key': fx.apiKey },
-      payload: { readings: [{ deviceEui: fx.devices[i]!.deviceEui, temperature, recordedAt: at(minutes).toISOString() }] }
-    })
+    ctx.clock.set(at(minutes))
+    const res = await ctx.ingest(fx, [{ deviceEui: fx.devices[i]!.deviceEui, temperature, recordedAt: at(minutes) }])
     expect(res.statusCode).toBe(202)
   }
 
-  const list = (query = '', headers = viewer()) => app.inject({ url: `/api/orgs/${fx.org.id}/alerts${query}`, headers })
+  const list = (query = '', headers = viewer()) => ctx.app.inject({ url: `/api/orgs/${fx.org.id}/alerts${query}`, headers })
   const act = (alertId: string, action: 'acknowledge' | 'resolve', headers = manager()) =>
-    app.inject({ method: 'POST', url: `/api/orgs/${fx.org.id}/alerts/${alertId}/${action}`, headers })
+    ctx.app.inject({ method: 'POST', url: `/api/orgs/${fx.org.id}/alerts/${alertId}/${action}`, headers })
 
   async function openExcursion (): Promise<string> {
     await reading(0, 0, 9.5)
@@ -99,8 +76,8 @@ describe.each(backends)('alert endpoints ($name)', (backend) => {
 
   it('acknowledges an active alert once, publishing alertAcknowledged', async () => {
     const id = await openExcursion()
-    clock.set(at(3))
-    emitted = []
+    ctx.clock.set(at(3))
+    emitted.length = 0
     const res = await act(id, 'acknowledge')
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ id, status: 'acknowledged', acknowledgedAt: at(3).toISOString(), resolvedAt: null })
@@ -108,7 +85,7 @@ describe.each(backends)('alert endpoints ($name)', (backend) => {
       name: 'alertAcknowledged',
       payload: { organizationId: fx.org.id, alertId: id, unitId: fx.units[0]!.id, type: 'temperature_excursion', severity: 'warning', status: 'acknowledged' }
     }])
-    clock.set(at(4))
+    ctx.clock.set(at(4))
     const again = await act(id, 'acknowledge')
     expect(again.statusCode).toBe(200)
     expect(again.json()).toMatchObject({ status: 'acknowledged', acknowledgedAt: at(3).toISOString() })
@@ -118,8 +95,8 @@ describe.each(backends)('alert endpoints ($name)', (backend) => {
   it('resolves an acknowledged alert, publishing alertResolved; acknowledging it afterwards is 409', async () => {
     const id = await openExcursion()
     await act(id, 'acknowledge')
-    clock.set(at(5))
-    emitted = []
+    ctx.clock.set(at(5))
+    emitted.length = 0
     const res = await act(id, 'resolve')
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ id, status: 'resolved', resolvedAt: at(5).toISOString() })
@@ -150,15 +127,10 @@ describe.each(backends)('alert endpoints ($name)', (backend) => {
   })
 
   it('answers 404 for an alert that is not in the organization', async () => {
-    const other = await createOrgFixture(app.db, { units: 1, createdAt: T0 })
-    clock.set(at(1))
-    await app.inject({
-      method: 'POST',
-      url: '/api/ingest/readings',
-      headers: { 'x-api-key': other.apiKey },
-      payload: { readings: [{ deviceEui: other.devices[0]!.deviceEui, temperature: 20, recordedAt: at(1).toISOString() }] }
-    })
-    const [foreign] = (await app.inject({ url: `/api/orgs/${other.org.id}/alerts`, headers: bearer(app, { [other.org.id]: 'viewer' }) })).json()
+    const other = await ctx.org({ units: 1, createdAt: T0 })
+    ctx.clock.set(at(1))
+    expect((await ctx.ingest(other, [{ deviceEui: other.devices[0]!.deviceEui, temperature: 20, recordedAt: at(1) }])).statusCode).toBe(202)
+    const [foreign] = (await ctx.app.inject({ url: `/api/orgs/${other.org.id}/alerts`, headers: ctx.bearer({ [other.org.id]: 'viewer' }) })).json()
     for (const id of [foreign.id, randomUUID()]) {
       for (const action of ['acknowledge', 'resolve'] as const) {
         const res = await act(id, action)
@@ -171,15 +143,15 @@ describe.each(backends)('alert endpoints ($name)', (backend) => {
 
   it('lets a viewer read but not act (403), and nobody without a token (401) or from another org (403)', async () => {
     const id = await openExcursion()
-    emitted = []
+    emitted.length = 0
     expect((await list()).statusCode).toBe(200)
     const asViewer = await act(id, 'acknowledge', viewer())
     expect(asViewer.statusCode).toBe(403)
     expect(asViewer.json().error.code).toBe('FORBIDDEN')
     expect((await act(id, 'resolve', viewer())).statusCode).toBe(403)
     expect((await act(id, 'resolve', {} as ReturnType<typeof viewer>)).statusCode).toBe(401)
-    expect((await list('', bearer(app, { [randomUUID()]: 'owner' }))).statusCode).toBe(403)
-    expect((await act(id, 'resolve', bearer(app, { [fx.org.id]: 'owner' }))).statusCode).toBe(200)
+    expect((await list('', ctx.bearer({ [randomUUID()]: 'owner' }))).statusCode).toBe(403)
+    expect((await act(id, 'resolve', ctx.bearer({ [fx.org.id]: 'owner' }))).statusCode).toBe(200)
     expect(emitted.map((e) => e.name)).toEqual(['alertResolved'])
   })
 })

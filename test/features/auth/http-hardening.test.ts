@@ -1,27 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../../src/app.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createSigner } from 'fast-jwt'
-import { bearer, buildTestApp, testJwtSecret } from '../../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { testJwtSecret, useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 describe('authentication limits, security headers and CORS', () => {
-  let db: TestDatabase
-  let app: App
+  const ctx = useTestApp({ env: { AUTH_FAILURE_LIMIT: '3', CORS_ORIGINS: 'https://dash.example' } })
   let f: OrgFixture
 
   beforeAll(async () => {
-    db = await createTestDatabase()
-    app = await buildTestApp({ database: db, env: { AUTH_FAILURE_LIMIT: '3', CORS_ORIGINS: 'https://dash.example' } })
-    await app.ready()
-    f = await createOrgFixture(db.db, { units: 1 })
+    f = await ctx.org({ units: 1 })
   })
-  afterAll(async () => { await app?.close(); await db?.drop() })
 
   const url = () => `/api/orgs/${f.org.id}/units`
 
   it('answers 429 to an address after too many failed authentications, and only to that address', async () => {
-    const from = (ip: string, headers: Record<string, string>) => app.inject({ url: url(), headers, remoteAddress: ip })
+    const from = (ip: string, headers: Record<string, string>) => ctx.app.inject({ url: url(), headers, remoteAddress: ip })
     for (let i = 0; i < 3; i++) {
       const res = await from('10.1.1.1', { authorization: 'Bearer not-a-token' })
       expect(res.statusCode).toBe(401)
@@ -32,28 +25,28 @@ describe('authentication limits, security headers and CORS', () => {
     expect(blocked.json().error.code).toBe('RATE_LIMITED')
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0)
     // A guessing address stays blocked even with a valid token until the window passes…
-    expect((await from('10.1.1.1', bearer(app, { [f.org.id]: 'viewer' }))).statusCode).toBe(429)
+    expect((await from('10.1.1.1', ctx.bearer({ [f.org.id]: 'viewer' }))).statusCode).toBe(429)
     // …while everybody else is unaffected, and failed API keys count the same way.
-    expect((await from('10.2.2.2', bearer(app, { [f.org.id]: 'viewer' }))).statusCode).toBe(200)
+    expect((await from('10.2.2.2', ctx.bearer({ [f.org.id]: 'viewer' }))).statusCode).toBe(200)
     for (let i = 0; i < 3; i++) {
-      const res = await app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': 'cb_wrong' }, payload: { readings: [] }, remoteAddress: '10.3.3.3' })
+      const res = await ctx.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': 'cb_wrong' }, payload: { readings: [] }, remoteAddress: '10.3.3.3' })
       expect(res.statusCode).toBe(401)
     }
-    expect((await app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': f.apiKey }, payload: { readings: [] }, remoteAddress: '10.3.3.3' })).statusCode).toBe(429)
+    expect((await ctx.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': f.apiKey }, payload: { readings: [] }, remoteAddress: '10.3.3.3' })).statusCode).toBe(429)
   })
 
   it('refuses an expired token and one signed with another secret', async () => {
     // Issued an hour ago for ten minutes.
     const expired = createSigner({ key: testJwtSecret, expiresIn: 600_000, clockTimestamp: Date.now() - 3600_000 })({ sub: 'u', orgs: { [f.org.id]: 'viewer' } })
-    const res = await app.inject({ url: url(), headers: { authorization: `Bearer ${expired}` }, remoteAddress: '10.4.4.4' })
+    const res = await ctx.app.inject({ url: url(), headers: { authorization: `Bearer ${expired}` }, remoteAddress: '10.4.4.4' })
     expect(res.statusCode).toBe(401)
     expect(res.json().error.message).toMatch(/expired/i)
     const foreign = createSigner({ key: 'another-secret-another-secret-another-secret' })({ sub: 'u', orgs: { [f.org.id]: 'owner' } })
-    expect((await app.inject({ url: url(), headers: { authorization: `Bearer ${foreign}` }, remoteAddress: '10.4.4.5' })).statusCode).toBe(401)
+    expect((await ctx.app.inject({ url: url(), headers: { authorization: `Bearer ${foreign}` }, remoteAddress: '10.4.4.5' })).statusCode).toBe(401)
   })
 
   it('sends security headers (helmet) on API responses', async () => {
-    const res = await app.inject({ url: url(), headers: bearer(app, { [f.org.id]: 'viewer' }), remoteAddress: '10.5.5.5' })
+    const res = await ctx.app.inject({ url: url(), headers: ctx.bearer({ [f.org.id]: 'viewer' }), remoteAddress: '10.5.5.5' })
     expect(res.statusCode).toBe(200)
     expect(res.headers['x-content-type-options']).toBe('nosniff')
     expect(res.headers['x-frame-options']).toBe('SAMEORIGIN')
@@ -62,7 +55,7 @@ describe('authentication limits, security headers and CORS', () => {
   })
 
   it('allows exactly the CORS_ORIGINS origins', async () => {
-    const preflight = (origin: string) => app.inject({
+    const preflight = (origin: string) => ctx.app.inject({
       method: 'OPTIONS',
       url: url(),
       headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' }

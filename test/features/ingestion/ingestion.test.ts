@@ -1,49 +1,31 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { eq, sql } from 'drizzle-orm'
-import type { App } from '../../../src/app.js'
 import { alerts, apiKeys, devices, sensorReadings, units } from '../../../src/db/schema.js'
-import type { ChangeEvent } from '../../../src/features/events/types.js'
-import type { Database } from '../../../src/infra/postgres.js'
-import { manualClock } from '../../../src/lib/clock.js'
-import { buildTestApp } from '../../helpers/app.js'
-import { backends, disposeDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { backends, useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const T0 = new Date('2030-04-01T12:00:00.000Z')
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000).toISOString()
 
-describe.each(backends)('POST /api/ingest/readings ($name)', (backend) => {
-  let database: Database & { drop?: () => Promise<void> }
-  let app: App
-  let clock: ReturnType<typeof manualClock>
+describe.each(backends)('POST /api/ingest/readings ($name)', ({ name }) => {
+  const ctx = useTestApp({ backend: name, clock: T0 })
+  const emitted = ctx.emitted
   let fx: OrgFixture
-  let emitted: ChangeEvent[]
 
-  beforeAll(async () => {
-    database = await backend.create()
-    clock = manualClock(T0)
-    app = await buildTestApp({ database, clock })
-    app.events.onEmit((e) => { emitted.push(e) })
-    await app.ready()
-  })
-  afterAll(async () => {
-    await app?.close()
-    if (database) await disposeDatabase(database)
-  })
   beforeEach(async () => {
-    clock.set(T0)
-    emitted = []
-    fx = await createOrgFixture(app.db, { units: 2, tempMin: 2, tempMax: 8, createdAt: T0 })
+    ctx.clock.set(T0)
+    emitted.length = 0
+    fx = await ctx.org({ units: 2, tempMin: 2, tempMax: 8, createdAt: T0 })
   })
 
   const eui = (i: number) => fx.devices[i]!.deviceEui
   const ingest = (payload: unknown, headers: Record<string, string> = { 'x-api-key': fx.apiKey }) =>
-    app.inject({ method: 'POST', url: '/api/ingest/readings', headers, payload: payload as object })
+    ctx.app.inject({ method: 'POST', url: '/api/ingest/readings', headers, payload: payload as object })
   const storedCount = async () => {
-    const [row] = await app.db.select({ n: sql<number>`count(*)::int` }).from(sensorReadings).where(eq(sensorReadings.organizationId, fx.org.id))
+    const [row] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(sensorReadings).where(eq(sensorReadings.organizationId, fx.org.id))
     return row!.n
   }
-  const unitRow = async (i: number) => (await app.db.select().from(units).where(eq(units.id, fx.units[i]!.id)))[0]!
+  const unitRow = async (i: number) => (await ctx.db.select().from(units).where(eq(units.id, fx.units[i]!.id)))[0]!
 
   it('stores a batch, replies 202 and updates unit state, device and events', async () => {
     const res = await ingest({
@@ -57,7 +39,7 @@ describe.each(backends)('POST /api/ingest/readings ($name)', (backend) => {
     expect(await storedCount()).toBe(2)
     expect(await unitRow(0)).toMatchObject({ state: 'normal', lastTemperature: 4.2 })
     expect(await unitRow(1)).toMatchObject({ state: 'too_hot', lastTemperature: 9.1 })
-    const [device] = await app.db.select().from(devices).where(eq(devices.id, fx.devices[0]!.id))
+    const [device] = await ctx.db.select().from(devices).where(eq(devices.id, fx.devices[0]!.id))
     expect(device).toMatchObject({ status: 'online', battery: 91, lastSeenAt: new Date(at(0)) })
     expect(emitted.map((e) => e.name).sort()).toEqual(['alertCreated', 'deviceStatusChange', 'deviceStatusChange', 'unitUpdate'])
     expect(emitted.every((e) => e.payload.organizationId === fx.org.id)).toBe(true)
@@ -96,19 +78,19 @@ describe.each(backends)('POST /api/ingest/readings ($name)', (backend) => {
     })
     expect(res.statusCode).toBe(202)
     expect(await unitRow(0)).toMatchObject({ state: 'normal', lastTemperature: 7.4, lastReadingAt: new Date(at(3)) })
-    const rows = await app.db.select().from(alerts).where(eq(alerts.unitId, fx.units[0]!.id))
+    const rows = await ctx.db.select().from(alerts).where(eq(alerts.unitId, fx.units[0]!.id))
     expect(rows).toEqual([expect.objectContaining({ status: 'resolved', triggerTemperature: 9, resolvedAt: new Date(at(3)) })])
   })
 
   it('counts ingested and duplicate readings in the metrics', async () => {
-    const value = async (c: typeof app.metrics.readingsIngested) => (await c.get()).values[0]?.value ?? 0
-    const ingested = await value(app.metrics.readingsIngested)
-    const duplicate = await value(app.metrics.readingsDuplicate)
+    const value = async (c: typeof ctx.app.metrics.readingsIngested) => (await c.get()).values[0]?.value ?? 0
+    const ingested = await value(ctx.app.metrics.readingsIngested)
+    const duplicate = await value(ctx.app.metrics.readingsDuplicate)
     const batch = { readings: [{ deviceEui: eui(0), temperature: 5, recordedAt: at(0) }] }
     await ingest(batch)
     await ingest(batch)
-    expect(await value(app.metrics.readingsIngested)).toBe(ingested + 1)
-    expect(await value(app.metrics.readingsDuplicate)).toBe(duplicate + 1)
+    expect(await value(ctx.app.metrics.readingsIngested)).toBe(ingested + 1)
+    expect(await value(ctx.app.metrics.readingsDuplicate)).toBe(duplicate + 1)
   })
 
   describe('rejects an invalid batch whole, writing nothing', () => {
@@ -138,16 +120,16 @@ describe.each(backends)('POST /api/ingest/readings ($name)', (backend) => {
     })
 
     it("another organization's device, even mixed with its own", async () => {
-      const other = await createOrgFixture(app.db, { units: 1, createdAt: T0 })
+      const other = await ctx.org({ units: 1, createdAt: T0 })
       const res = await ingest({ readings: [good(), { ...good(), deviceEui: other.devices[0]!.deviceEui }] })
       expect(res.statusCode).toBe(400)
       expect(res.json().error.code).toBe('UNKNOWN_DEVICE')
       expect(await storedCount()).toBe(0)
-      const [row] = await app.db.select({ n: sql<number>`count(*)::int` }).from(sensorReadings).where(eq(sensorReadings.organizationId, other.org.id))
+      const [row] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(sensorReadings).where(eq(sensorReadings.organizationId, other.org.id))
       expect(row!.n).toBe(0)
     })
 
-    const raw = (body: string, contentType: string) => app.inject({
+    const raw = (body: string, contentType: string) => ctx.app.inject({
       method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey, 'content-type': contentType }, payload: body
     })
 
@@ -180,37 +162,21 @@ describe.each(backends)('POST /api/ingest/readings ($name)', (backend) => {
     expect(noKey.statusCode).toBe(401)
     expect(noKey.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } })
     expect((await ingest(batch, { 'x-api-key': 'cb_not-a-key' })).statusCode).toBe(401)
-    const jwt = app.tokens.sign({ sub: 'u', orgs: { [fx.org.id]: 'owner' } })
+    const jwt = ctx.app.tokens.sign({ sub: 'u', orgs: { [fx.org.id]: 'owner' } })
     expect((await ingest(batch, { authorization: `Bearer ${jwt}` })).statusCode).toBe(401)
-    await app.db.update(apiKeys).set({ revokedAt: T0 }).where(eq(apiKeys.organizationId, fx.org.id))
+    await ctx.db.update(apiKeys).set({ revokedAt: T0 }).where(eq(apiKeys.organizationId, fx.org.id))
     expect((await ingest(batch)).statusCode).toBe(401)
     expect(await storedCount()).toBe(0)
   })
 })
 
 describe('ingestion rate limit (postgres)', () => {
-  let database: Database & { drop?: () => Promise<void> }
-  let app: App
-
-  beforeAll(async () => {
-    database = await backends[0]!.create()
-    app = await buildTestApp({ database, env: { RATE_LIMIT_MAX: '2' } })
-    await app.ready()
-  })
-  afterAll(async () => {
-    await app?.close()
-    if (database) await disposeDatabase(database)
-  })
+  const ctx = useTestApp({ env: { RATE_LIMIT_MAX: '2' } })
 
   it('limits each API key to RATE_LIMIT_MAX requests a minute, independently of other keys', async () => {
-    const a = await createOrgFixture(app.db, { units: 1 })
-    const b = await createOrgFixture(app.db, { units: 1 })
-    const send = (fx: OrgFixture, i: number) => app.inject({
-      method: 'POST',
-      url: '/api/ingest/readings',
-      headers: { 'x-api-key': fx.apiKey },
-      payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: new Date(Date.now() - i * 60_000).toISOString() }] }
-    })
+    const a = await ctx.org({ units: 1 })
+    const b = await ctx.org({ units: 1 })
+    const send = (fx: OrgFixture, i: number) => ctx.ingest(fx, [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: new Date(Date.now() - i * 60_000) }])
     expect((await send(a, 1)).statusCode).toBe(202)
     expect((await send(a, 2)).statusCode).toBe(202)
     const limited = await send(a, 3)

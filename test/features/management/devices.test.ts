@@ -1,35 +1,26 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { eq } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../../src/app.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { devices } from '../../../src/db/schema.js'
-import { manualClock } from '../../../src/lib/clock.js'
-import { bearer, buildTestApp } from '../../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const errorBody = (code: string) => ({ error: { code, message: expect.any(String) } })
 const now = new Date('2025-03-01T08:00:00.000Z')
 
 describe('management: devices', () => {
-  let database: TestDatabase
-  let app: App
+  const ctx = useTestApp({ clock: now })
   let a: OrgFixture
   let b: OrgFixture
-  const clock = manualClock(now)
-  const deviceCount = () => app.db.$count(devices)
+  const deviceCount = () => ctx.db.$count(devices)
   const eui = () => `70b3d5${randomBytes(5).toString('hex')}`
   const createDevice = (payload: Record<string, unknown>, orgId = a.org.id) =>
-    app.inject({ method: 'POST', url: `/api/orgs/${orgId}/devices`, headers: bearer(app, { [orgId]: 'manager' }), payload })
+    ctx.app.inject({ method: 'POST', url: `/api/orgs/${orgId}/devices`, headers: ctx.bearer({ [orgId]: 'manager' }), payload })
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    app = await buildTestApp({ database, clock })
-    await app.ready()
-    a = await createOrgFixture(app.db, { units: 2, createdAt: now })
-    b = await createOrgFixture(app.db, { units: 1, createdAt: now })
+    a = await ctx.org({ units: 2, createdAt: now })
+    b = await ctx.org({ units: 1, createdAt: now })
   })
-  afterAll(async () => { await app?.close(); await database?.drop() })
 
   it('registers a device that is offline until it reports', async () => {
     const deviceEui = eui()
@@ -59,7 +50,7 @@ describe('management: devices', () => {
     const own = await createDevice({ unitId: a.units[1]!.id, deviceEui: a.devices[0]!.deviceEui })
     expect(own.statusCode).toBe(409)
     expect(await deviceCount()).toBe(before)
-    const [row] = await app.db.select().from(devices).where(eq(devices.deviceEui, taken))
+    const [row] = await ctx.db.select().from(devices).where(eq(devices.deviceEui, taken))
     expect(row?.organizationId).toBe(b.org.id)
   })
 
@@ -82,15 +73,15 @@ describe('management: devices', () => {
   })
 
   it('lists the organization\'s devices, filtered by unit', async () => {
-    const viewer = bearer(app, { [a.org.id]: 'viewer' })
-    const all = await app.inject({ url: `/api/orgs/${a.org.id}/devices`, headers: viewer })
+    const viewer = ctx.bearer({ [a.org.id]: 'viewer' })
+    const all = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/devices`, headers: viewer })
     expect(all.statusCode).toBe(200)
     const euis = all.json().map((d: { deviceEui: string }) => d.deviceEui)
     expect(euis).toEqual([...euis].sort())
     expect(euis).toEqual(expect.arrayContaining(a.devices.map((d) => d.deviceEui)))
     expect(euis).not.toContain(b.devices[0]!.deviceEui)
 
-    const byUnit = await app.inject({ url: `/api/orgs/${a.org.id}/devices?unitId=${a.units[1]!.id}`, headers: viewer })
+    const byUnit = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/devices?unitId=${a.units[1]!.id}`, headers: viewer })
     expect(byUnit.json()).toEqual([{
       id: a.devices[1]!.id,
       organizationId: a.org.id,
@@ -102,20 +93,20 @@ describe('management: devices', () => {
       createdAt: now.toISOString()
     }])
 
-    const malformed = await app.inject({ url: `/api/orgs/${a.org.id}/devices?unitId=x`, headers: viewer })
+    const malformed = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/devices?unitId=x`, headers: viewer })
     expect(malformed.statusCode).toBe(400)
   })
 
   it('refuses viewers and other organizations\' members', async () => {
     const before = await deviceCount()
-    const viewer = await app.inject({
+    const viewer = await ctx.app.inject({
       method: 'POST',
       url: `/api/orgs/${a.org.id}/devices`,
-      headers: bearer(app, { [a.org.id]: 'viewer' }),
+      headers: ctx.bearer({ [a.org.id]: 'viewer' }),
       payload: { unitId: a.units[0]!.id, deviceEui: eui() }
     })
     expect(viewer.statusCode).toBe(403)
-    const other = await app.inject({ url: `/api/orgs/${a.org.id}/devices`, headers: bearer(app, { [b.org.id]: 'owner' }) })
+    const other = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/devices`, headers: ctx.bearer({ [b.org.id]: 'owner' }) })
     expect(other.statusCode).toBe(403)
     expect(await deviceCount()).toBe(before)
   })

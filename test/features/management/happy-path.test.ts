@@ -1,37 +1,23 @@
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../../src/app.js'
-import type { Database } from '../../../src/infra/postgres.js'
-import { bearer, buildTestApp } from '../../helpers/app.js'
-import { backends, disposeDatabase } from '../../helpers/db.js'
+import { describe, expect, it } from 'vitest'
+import { backends, useTestApp } from '../../helpers/fixture.js'
 
 // The setup a new customer goes through, on PostgreSQL and on the embedded PGlite path.
-describe.each(backends)('management happy path on $name', ({ create }) => {
-  let database: Database & { drop?: () => Promise<void> }
-  let app: App
-
-  beforeAll(async () => {
-    database = await create()
-    app = await buildTestApp({ database })
-    await app.ready()
-  })
-  afterAll(async () => {
-    await app?.close()
-    if (database) await disposeDatabase(database)
-  })
+describe.each(backends)('management happy path on $name', ({ name }) => {
+  const ctx = useTestApp({ backend: name })
 
   it('creates an organization, a site, a unit and a device, and reads them back', async () => {
     const tag = randomBytes(4).toString('hex')
-    const org = await app.inject({ method: 'POST', url: '/api/orgs', headers: bearer(app, {}, { admin: true }), payload: { name: `Deli ${tag}` } })
+    const org = await ctx.app.inject({ method: 'POST', url: '/api/orgs', headers: ctx.bearer({}, { admin: true }), payload: { name: `Deli ${tag}` } })
     expect(org.statusCode).toBe(201)
     const orgId = org.json().id as string
     expect(org.json()).toMatchObject({ name: `Deli ${tag}`, slug: `deli-${tag}` })
-    const headers = bearer(app, { [orgId]: 'owner' })
+    const headers = ctx.bearer({ [orgId]: 'owner' })
 
-    const site = await app.inject({ method: 'POST', url: `/api/orgs/${orgId}/sites`, headers, payload: { name: 'Main street' } })
+    const site = await ctx.app.inject({ method: 'POST', url: `/api/orgs/${orgId}/sites`, headers, payload: { name: 'Main street' } })
     expect(site.statusCode).toBe(201)
 
-    const unit = await app.inject({
+    const unit = await ctx.app.inject({
       method: 'POST',
       url: `/api/orgs/${orgId}/units`,
       headers,
@@ -40,7 +26,7 @@ describe.each(backends)('management happy path on $name', ({ create }) => {
     expect(unit.statusCode).toBe(201)
     expect(unit.json()).toMatchObject({ organizationId: orgId, siteId: site.json().id, tempMin: 1.5, tempMax: 4.25, state: 'normal' })
 
-    const device = await app.inject({
+    const device = await ctx.app.inject({
       method: 'POST',
       url: `/api/orgs/${orgId}/devices`,
       headers,
@@ -49,18 +35,18 @@ describe.each(backends)('management happy path on $name', ({ create }) => {
     expect(device.statusCode).toBe(201)
     expect(device.json()).toMatchObject({ organizationId: orgId, unitId: unit.json().id, deviceEui: `eui-${tag}`, status: 'offline', battery: 100 })
 
-    const sites = await app.inject({ url: `/api/orgs/${orgId}/sites`, headers })
+    const sites = await ctx.app.inject({ url: `/api/orgs/${orgId}/sites`, headers })
     expect(sites.json()).toEqual([site.json()])
-    const unitList = await app.inject({ url: `/api/orgs/${orgId}/units`, headers })
+    const unitList = await ctx.app.inject({ url: `/api/orgs/${orgId}/units`, headers })
     expect(unitList.json()).toEqual([unit.json()])
-    const devices = await app.inject({ url: `/api/orgs/${orgId}/devices`, headers })
+    const devices = await ctx.app.inject({ url: `/api/orgs/${orgId}/devices`, headers })
     expect(devices.json()).toEqual([device.json()])
 
-    const patched = await app.inject({ method: 'PATCH', url: `/api/orgs/${orgId}/units/${unit.json().id}`, headers, payload: { tempMax: 5 } })
+    const patched = await ctx.app.inject({ method: 'PATCH', url: `/api/orgs/${orgId}/units/${unit.json().id}`, headers, payload: { tempMax: 5 } })
     expect(patched.statusCode).toBe(200)
     expect(patched.json()).toEqual({ ...unit.json(), tempMax: 5 })
 
-    const duplicate = await app.inject({
+    const duplicate = await ctx.app.inject({
       method: 'POST',
       url: `/api/orgs/${orgId}/devices`,
       headers,

@@ -1,41 +1,29 @@
 import { randomUUID } from 'node:crypto'
 import { eq } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { App } from '../../../src/app.js'
-import { units } from '../../../src/db/schema.js'
-import type { ChangeEvent } from '../../../src/features/events/types.js'
-import { manualClock } from '../../../src/lib/clock.js'
-import { bearer, buildTestApp } from '../../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { alerts, units } from '../../../src/db/schema.js'
+import { useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const errorBody = (code: string) => ({ error: { code, message: expect.any(String) } })
 const now = new Date('2025-03-01T08:00:00.000Z')
 
 describe('management: units', () => {
-  let database: TestDatabase
-  let app: App
+  const ctx = useTestApp({ clock: now })
   let a: OrgFixture
   let b: OrgFixture
-  const clock = manualClock(now)
-  const emitted: ChangeEvent[] = []
-  const manager = () => bearer(app, { [a.org.id]: 'manager' })
-  const unitCount = () => app.db.$count(units, eq(units.organizationId, a.org.id))
-  const readUnit = async (id: string) => (await app.db.select().from(units).where(eq(units.id, id)))[0]
-  const eventsFor = (unitId: string) => emitted.filter((e) => 'unitId' in e.payload && e.payload.unitId === unitId)
+  const manager = () => ctx.bearer({ [a.org.id]: 'manager' })
+  const unitCount = () => ctx.db.$count(units, eq(units.organizationId, a.org.id))
+  const readUnit = async (id: string) => (await ctx.db.select().from(units).where(eq(units.id, id)))[0]
+  const eventsFor = (unitId: string) => ctx.emitted.filter((e) => e.payload.unitId === unitId)
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    app = await buildTestApp({ database, clock })
-    await app.ready()
-    app.events.onEmit((e) => { emitted.push(e) })
-    a = await createOrgFixture(app.db, { units: 2, createdAt: now })
-    b = await createOrgFixture(app.db, { units: 1, createdAt: now })
+    a = await ctx.org({ units: 2, createdAt: now })
+    b = await ctx.org({ units: 1, createdAt: now })
   })
-  afterAll(async () => { await app?.close(); await database?.drop() })
 
   async function createUnit (payload: Record<string, unknown>) {
-    return app.inject({ method: 'POST', url: `/api/orgs/${a.org.id}/units`, headers: manager(), payload })
+    return ctx.app.inject({ method: 'POST', url: `/api/orgs/${a.org.id}/units`, headers: manager(), payload })
   }
 
   it('creates a unit that starts normal, with no reading yet', async () => {
@@ -56,7 +44,7 @@ describe('management: units', () => {
       isActive: true,
       createdAt: now.toISOString()
     })
-    const get = await app.inject({ url: `/api/orgs/${a.org.id}/units/${res.json().id}`, headers: bearer(app, { [a.org.id]: 'viewer' }) })
+    const get = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units/${res.json().id}`, headers: ctx.bearer({ [a.org.id]: 'viewer' }) })
     expect(get.statusCode).toBe(200)
     expect(get.json()).toEqual(res.json())
   })
@@ -83,58 +71,80 @@ describe('management: units', () => {
   })
 
   it('lists the organization\'s units, filtered by site and state', async () => {
-    const viewer = bearer(app, { [a.org.id]: 'viewer' })
-    const all = await app.inject({ url: `/api/orgs/${a.org.id}/units`, headers: viewer })
+    const viewer = ctx.bearer({ [a.org.id]: 'viewer' })
+    const all = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units`, headers: viewer })
     expect(all.statusCode).toBe(200)
     const ids = all.json().map((u: { id: string }) => u.id)
     expect(ids).toEqual(expect.arrayContaining(a.units.map((u) => u.id)))
     expect(ids).not.toContain(b.units[0]!.id)
     expect(all.json().every((u: { organizationId: string }) => u.organizationId === a.org.id)).toBe(true)
 
-    const site = await app.inject({ method: 'POST', url: `/api/orgs/${a.org.id}/sites`, headers: manager(), payload: { name: 'Second site' } })
+    const site = await ctx.app.inject({ method: 'POST', url: `/api/orgs/${a.org.id}/sites`, headers: manager(), payload: { name: 'Second site' } })
     const other = await createUnit({ siteId: site.json().id, name: 'Display', unitType: 'display_case', tempMin: 0, tempMax: 5 })
-    const bySite = await app.inject({ url: `/api/orgs/${a.org.id}/units?siteId=${site.json().id}`, headers: viewer })
+    const bySite = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units?siteId=${site.json().id}`, headers: viewer })
     expect(bySite.json()).toEqual([other.json()])
 
-    await app.db.update(units).set({ state: 'offline' }).where(eq(units.id, a.units[1]!.id))
-    const offline = await app.inject({ url: `/api/orgs/${a.org.id}/units?state=offline`, headers: viewer })
+    await ctx.db.update(units).set({ state: 'offline' }).where(eq(units.id, a.units[1]!.id))
+    const offline = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units?state=offline`, headers: viewer })
     expect(offline.json().map((u: { id: string }) => u.id)).toEqual([a.units[1]!.id])
 
-    const bad = await app.inject({ url: `/api/orgs/${a.org.id}/units?state=melting`, headers: viewer })
+    const bad = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units?state=melting`, headers: viewer })
     expect(bad.statusCode).toBe(400)
   })
 
   it('answers 404 for a unit of another organization and 400 for a malformed id', async () => {
-    const viewer = bearer(app, { [a.org.id]: 'viewer' })
-    const foreign = await app.inject({ url: `/api/orgs/${a.org.id}/units/${b.units[0]!.id}`, headers: viewer })
+    const viewer = ctx.bearer({ [a.org.id]: 'viewer' })
+    const foreign = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units/${b.units[0]!.id}`, headers: viewer })
     expect(foreign.statusCode).toBe(404)
     expect(foreign.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'unit not found' } })
-    const malformed = await app.inject({ url: `/api/orgs/${a.org.id}/units/42`, headers: viewer })
+    const malformed = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/units/42`, headers: viewer })
     expect(malformed.statusCode).toBe(400)
     expect(malformed.json()).toEqual(errorBody('VALIDATION_ERROR'))
   })
 
   describe('PATCH', () => {
     const patch = (unitId: string, payload: unknown, orgId = a.org.id) =>
-      app.inject({ method: 'PATCH', url: `/api/orgs/${orgId}/units/${unitId}`, headers: bearer(app, { [orgId]: 'manager' }), payload: payload as object })
+      ctx.app.inject({ method: 'PATCH', url: `/api/orgs/${orgId}/units/${unitId}`, headers: ctx.bearer({ [orgId]: 'manager' }), payload: payload as object })
 
     it('re-evaluates the state when a threshold change puts the last reading out of range', async () => {
       const unit = a.units[0]!
-      await app.db.update(units).set({ lastTemperature: 5, lastReadingAt: now, state: 'normal' }).where(eq(units.id, unit.id))
+      await ctx.db.update(units).set({ lastTemperature: 5, lastReadingAt: now, state: 'normal' }).where(eq(units.id, unit.id))
       const res = await patch(unit.id, { tempMax: 4 })
       expect(res.statusCode).toBe(200)
       expect(res.json()).toMatchObject({ id: unit.id, tempMin: 2, tempMax: 4, state: 'too_hot', lastTemperature: 5 })
-      expect(eventsFor(unit.id)).toContainEqual({
-        name: 'unitUpdate',
-        payload: expect.objectContaining({ organizationId: a.org.id, unitId: unit.id, state: 'too_hot', previousState: 'normal', lastTemperature: 5 })
-      })
+      // Re-evaluated in the update's own transaction (src/features/management/service.ts), published once it commits.
+      expect(eventsFor(unit.id)).toEqual([
+        {
+          name: 'unitUpdate',
+          payload: expect.objectContaining({ organizationId: a.org.id, unitId: unit.id, state: 'too_hot', previousState: 'normal', lastTemperature: 5 })
+        },
+        { name: 'alertCreated', payload: expect.objectContaining({ organizationId: a.org.id, unitId: unit.id, type: 'temperature_excursion', status: 'active' }) }
+      ])
+      const open = await ctx.db.select().from(alerts).where(eq(alerts.unitId, unit.id))
+      expect(open).toEqual([expect.objectContaining({ status: 'active', threshold: 'temp_max', triggerTemperature: 5, triggeredAt: now })])
+    })
+
+    it('resolves the open alerts of a unit it deactivates, in the same change', async () => {
+      const created = await createUnit({ siteId: a.site.id, name: 'Retire me', unitType: 'fridge', tempMin: 2, tempMax: 8 })
+      const id = created.json().id as string
+      await ctx.db.update(units).set({ lastTemperature: 5, lastReadingAt: now, state: 'normal' }).where(eq(units.id, id))
+      expect((await patch(id, { tempMax: 4 })).json().state).toBe('too_hot')
+      ctx.emitted.length = 0
+      const off = await patch(id, { isActive: false })
+      expect(off.statusCode).toBe(200)
+      expect(off.json()).toMatchObject({ id, isActive: false })
+      expect(eventsFor(id)).toEqual([
+        { name: 'alertResolved', payload: expect.objectContaining({ organizationId: a.org.id, unitId: id, type: 'temperature_excursion', status: 'resolved' }) }
+      ])
+      const rows = await ctx.db.select().from(alerts).where(eq(alerts.unitId, id))
+      expect(rows).toEqual([expect.objectContaining({ status: 'resolved', resolvedAt: now })])
     })
 
     it('renames without re-evaluating or emitting anything', async () => {
       // A stored state that disagrees with the thresholds: re-evaluation would be visible as a unitUpdate.
       const created = await createUnit({ siteId: a.site.id, name: 'Rename me', unitType: 'fridge', tempMin: 2, tempMax: 8 })
       const id = created.json().id as string
-      await app.db.update(units).set({ lastTemperature: 12, lastReadingAt: now, state: 'normal' }).where(eq(units.id, id))
+      await ctx.db.update(units).set({ lastTemperature: 12, lastReadingAt: now, state: 'normal' }).where(eq(units.id, id))
 
       const res = await patch(id, { name: 'Renamed' })
       expect(res.statusCode).toBe(200)

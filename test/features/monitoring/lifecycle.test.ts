@@ -1,71 +1,193 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { and, asc, eq } from 'drizzle-orm'
-import { pino } from 'pino'
-import { alerts, devices, units } from '../../../src/db/schema.js'
-import { createEventPublisher } from '../../../src/features/events/publisher.js'
-import type { ChangeEvent } from '../../../src/features/events/types.js'
-import { createIngestionService } from '../../../src/features/ingestion/service.js'
-import { createMonitoringService } from '../../../src/features/monitoring/service.js'
-import type { Database } from '../../../src/infra/postgres.js'
-import { manualClock } from '../../../src/lib/clock.js'
-import { backends, disposeDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { alerts, devices, units, type Alert, type UnitState } from '../../../src/db/schema.js'
+import type { AlertPayload, ChangeEvent } from '../../../src/features/changes/events.js'
+import { createLifecycle, type LifecycleUnit } from '../../../src/features/monitoring/lifecycle.js'
+import { backends, useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const T0 = new Date('2030-03-01T08:00:00.000Z')
 const min = (n: number) => new Date(T0.getTime() + n * 60_000)
 
-describe.each(backends)('alert lifecycle through the monitoring service ($name)', (backend) => {
-  let database: Database & { drop?: () => Promise<void> }
-  let clock: ReturnType<typeof manualClock>
-  let emitted: ChangeEvent[]
-  let monitoring: ReturnType<typeof createMonitoringService>
-  let ingestion: ReturnType<typeof createIngestionService>
+/*
+ * The lifecycle alone (src/features/monitoring/lifecycle.ts): what the sweep feeds it when nothing is heard
+ * (`goOffline`) and when time passes (`tick`). The sweep (src/features/monitoring/sweep.ts) decides nothing
+ * of its own: these are its rules.
+ */
+describe('lifecycle: silence and the passing of time', () => {
+  const unit = (state: UnitState, stateChangedAt = T0): LifecycleUnit =>
+    ({ id: 'unit-1', organizationId: 'org-1', state, stateChangedAt, tempMin: 2, tempMax: 8 })
+  const alert = (o: Partial<Alert> & Pick<Alert, 'type'>): Alert => ({
+    id: `alert-${o.type}`,
+    organizationId: 'org-1',
+    unitId: 'unit-1',
+    severity: 'warning',
+    status: 'active',
+    triggerTemperature: o.type === 'offline' ? null : 9,
+    threshold: o.type === 'offline' ? null : 'temp_max',
+    triggeredAt: T0,
+    acknowledgedAt: null,
+    resolvedAt: null,
+    ...o
+  })
+  let ids = 0
+  const opts = { confirmMinutes: 10, newId: () => `new-${++ids}` }
+  beforeEach(() => { ids = 0 })
+
+  describe('goOffline', () => {
+    it('turns a unit offline with one warning offline alert, however often it is told', () => {
+      const lc = createLifecycle(unit('normal'), [], opts)
+      lc.goOffline(min(16))
+      lc.goOffline(min(17))
+      const r = lc.result()
+      expect(r).toMatchObject({ previousState: 'normal', state: 'offline', stateChangedAt: min(16), updated: [] })
+      expect(r.inserted).toEqual([{ ...alert({ type: 'offline', triggeredAt: min(16) }), id: 'new-1' }])
+      expect(r.events).toEqual([{
+        name: 'alertCreated',
+        payload: { organizationId: 'org-1', alertId: 'new-1', unitId: 'unit-1', type: 'offline', severity: 'warning', status: 'active' }
+      }])
+    })
+
+    it('opens no second offline alert when one is open already', () => {
+      const open = alert({ type: 'offline', triggeredAt: min(5) })
+      const lc = createLifecycle(unit('normal'), [open], opts)
+      lc.goOffline(min(16))
+      expect(lc.result()).toEqual({ previousState: 'normal', state: 'offline', stateChangedAt: min(16), inserted: [], updated: [], events: [] })
+    })
+
+    it('leaves an offline unit and its alert as they are', () => {
+      const lc = createLifecycle(unit('offline', min(16)), [alert({ type: 'offline', triggeredAt: min(16) })], opts)
+      lc.goOffline(min(40))
+      expect(lc.result()).toEqual({ previousState: 'offline', state: 'offline', stateChangedAt: min(16), inserted: [], updated: [], events: [] })
+    })
+
+    it('never moves stateChangedAt backwards', () => {
+      const lc = createLifecycle(unit('normal', min(20)), [], opts)
+      lc.goOffline(min(16))
+      expect(lc.result()).toMatchObject({ state: 'offline', stateChangedAt: min(20) })
+    })
+
+    it('keeps an open excursion open (and unescalated) until the next reading decides it', () => {
+      const excursion = alert({ type: 'temperature_excursion', triggeredAt: T0 })
+      const lc = createLifecycle(unit('too_hot'), [excursion], opts)
+      lc.goOffline(min(16))
+      // Confirmed by time, but the unit is no longer known to be too hot: nothing escalates while offline.
+      lc.tick(min(30))
+      let r = lc.result()
+      expect(r.state).toBe('offline')
+      expect(r.updated).toEqual([])
+      expect(r.events.map((e) => [e.name, (e.payload as AlertPayload).type])).toEqual([['alertCreated', 'offline']])
+
+      // Back in range: both the offline alert and the excursion resolve at the reading.
+      lc.observe(5, min(31))
+      r = lc.result()
+      expect(r.state).toBe('normal')
+      expect(r.events.map((e) => [e.name, (e.payload as AlertPayload).type])).toEqual([
+        ['alertCreated', 'offline'], ['alertResolved', 'offline'], ['alertResolved', 'temperature_excursion']
+      ])
+      expect(r.updated).toEqual([expect.objectContaining({ id: excursion.id, status: 'resolved', severity: 'warning', resolvedAt: min(31) })])
+    })
+  })
+
+  describe('tick', () => {
+    it('escalates a warning excursion CONFIRM_MINUTES after it was raised, not before, and once', () => {
+      const excursion = alert({ type: 'temperature_excursion', triggeredAt: T0 })
+      const lc = createLifecycle(unit('too_hot'), [excursion], opts)
+      lc.tick(new Date(min(10).getTime() - 1))
+      expect(lc.result().events).toEqual([])
+      lc.tick(min(10))
+      lc.tick(min(11))
+      const r = lc.result()
+      expect(r.state).toBe('too_hot')
+      expect(r.inserted).toEqual([])
+      expect(r.updated).toEqual([{ ...excursion, severity: 'critical' }])
+      expect(r.events).toEqual([{
+        name: 'alertEscalated',
+        payload: { organizationId: 'org-1', alertId: excursion.id, unitId: 'unit-1', type: 'temperature_excursion', severity: 'critical', status: 'active' }
+      }])
+    })
+
+    it('escalates an acknowledged excursion too, keeping it acknowledged', () => {
+      const excursion = alert({ type: 'temperature_excursion', threshold: 'temp_min', status: 'acknowledged', acknowledgedAt: min(1) })
+      const lc = createLifecycle(unit('too_cold'), [excursion], opts)
+      lc.tick(min(10))
+      expect(lc.result().updated).toEqual([{ ...excursion, severity: 'critical' }])
+    })
+
+    it.each([
+      ['the unit is back in range', 'normal' as const, 'temp_max' as const],
+      ['the unit crossed to the other side', 'too_cold' as const, 'temp_max' as const],
+      ['the unit is offline', 'offline' as const, 'temp_min' as const]
+    ])('escalates nothing when %s', (_case, state, threshold) => {
+      const lc = createLifecycle(unit(state), [alert({ type: 'temperature_excursion', threshold })], opts)
+      lc.tick(min(60))
+      expect(lc.result()).toMatchObject({ state, inserted: [], updated: [], events: [] })
+    })
+
+    it('escalates nothing that is critical already, and no offline alert', () => {
+      const lc = createLifecycle(unit('too_hot'), [alert({ type: 'temperature_excursion', severity: 'critical' }), alert({ type: 'offline' })], opts)
+      lc.tick(min(60))
+      expect(lc.result()).toMatchObject({ inserted: [], updated: [], events: [] })
+    })
+  })
+})
+
+describe.each(backends)('alert lifecycle through the monitoring service ($name)', ({ name }) => {
+  const ctx = useTestApp({ backend: name, clock: T0 })
+  const emitted = ctx.emitted
   let fx: OrgFixture
 
-  beforeAll(async () => { database = await backend.create() })
-  afterAll(async () => { if (database) await disposeDatabase(database) })
-
   beforeEach(async () => {
-    clock = manualClock(T0)
-    const log = pino({ level: 'silent' })
-    const events = createEventPublisher({ log })
-    emitted = []
-    events.onEmit((e) => { emitted.push(e) })
-    monitoring = createMonitoringService({ db: database.db, clock, events, offlineAfterMinutes: 15, confirmMinutes: 10, log })
-    ingestion = createIngestionService({ db: database.db, clock })
-    fx = await createOrgFixture(database.db, { units: 1, tempMin: 2, tempMax: 8, createdAt: T0 })
+    ctx.clock.set(T0)
+    emitted.length = 0
+    fx = await ctx.org({ units: 1, tempMin: 2, tempMax: 8, createdAt: T0 })
   })
 
   const unit = () => fx.units[0]!
   const device = () => fx.devices[0]!
 
   /**
-   * Stores readings of the fixture's device (recorded `minutes` after T0) and processes the unit, the
-   * clock moved up to the newest one as a device sending live would; returns the events.
+   * Sends readings of the fixture's device (recorded `minutes` after T0) through the device API, which stores
+   * and evaluates them (inline: no Redis here), the clock moved up to the newest one as a device sending live
+   * would; returns the events.
    */
   async function read (...points: Array<[minutes: number, temperature: number]>): Promise<ChangeEvent[]> {
     const newest = min(Math.max(...points.map(([m]) => m)))
-    if (newest > clock.now()) clock.set(newest)
+    if (newest > ctx.clock.now()) ctx.clock.set(newest)
     const before = emitted.length
-    const stored = await ingestion.storeReadings(fx.org.id, points.map(([m, temperature]) =>
-      ({ deviceEui: device().deviceEui, temperature, recordedAt: min(m).toISOString() })))
-    await monitoring.processUnits(fx.org.id, stored.unitIds)
+    const res = await ctx.ingest(fx, points.map(([m, temperature]) => ({ deviceEui: device().deviceEui, temperature, recordedAt: min(m) })))
+    expect(res.statusCode).toBe(202)
     return emitted.slice(before)
   }
 
   async function sweepAt (minutes: number): Promise<ChangeEvent[]> {
-    clock.set(min(minutes))
+    ctx.clock.set(min(minutes))
     const before = emitted.length
-    await monitoring.sweep()
+    await ctx.app.monitoring.sweep()
     return emitted.slice(before).filter((e) => e.payload.organizationId === fx.org.id)
   }
 
-  const unitRow = async () => (await database.db.select().from(units).where(eq(units.id, unit().id)))[0]!
-  const deviceRow = async () => (await database.db.select().from(devices).where(eq(devices.id, device().id)))[0]!
-  const alertRows = async () => database.db.select().from(alerts).where(eq(alerts.unitId, unit().id)).orderBy(asc(alerts.triggeredAt))
+  /**
+   * Edits the unit's row and re-evaluates it in one unit of work, as a unit edit does
+   * (src/features/management/service.ts); returns the events published after the commit.
+   */
+  async function edit (set: Partial<typeof units.$inferInsert>, unitId = unit().id): Promise<ChangeEvent[]> {
+    const before = emitted.length
+    const returned = await ctx.app.changes.commit(async (tx) => {
+      await tx.update(units).set(set).where(eq(units.id, unitId))
+      const events = await ctx.app.monitoring.reevaluateIn(tx, fx.org.id, unitId)
+      return { value: events, events }
+    })
+    expect(emitted.slice(before)).toEqual(returned)
+    return returned
+  }
+
+  const unitRow = async () => (await ctx.db.select().from(units).where(eq(units.id, unit().id)))[0]!
+  const deviceRow = async () => (await ctx.db.select().from(devices).where(eq(devices.id, device().id)))[0]!
+  const alertRows = async () => ctx.db.select().from(alerts).where(eq(alerts.unitId, unit().id)).orderBy(asc(alerts.triggeredAt))
   const names = (events: ChangeEvent[]) => events.map((e) => e.name)
 
-  it('raises a warning excursion on the first reading above temp_max, with the SPEC §4 payloads', async () => {
+  it('raises a warning excursion on the first reading above temp_max, with the payloads of src/features/changes/events.ts', async () => {
     expect(names(await read([0, 5]))).toEqual(['deviceStatusChange'])
     const events = await read([1, 9.25])
     expect(events).toEqual([
@@ -101,7 +223,7 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
     expect(await read([12, 9.6])).toEqual([]) // escalates once
   })
 
-  it('escalates through the sweep when the unit stays out of range without new readings', async () => {
+  it('escalates through the sweep (tick) when the unit stays out of range without new readings', async () => {
     await read([0, 1])
     expect(await sweepAt(9)).toEqual([])
     const events = await sweepAt(10)
@@ -133,7 +255,7 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
     expect(rows.map((a) => [a.threshold, a.status])).toEqual([['temp_max', 'resolved'], ['temp_min', 'active']])
   })
 
-  it('turns a silent unit and its device offline with an offline alert; the next reading resolves it', async () => {
+  it('turns a silent unit and its device offline (goOffline) with an offline alert; the next reading resolves it', async () => {
     await read([0, 5])
     expect((await deviceRow()).status).toBe('online')
     expect(await sweepAt(15)).toEqual([]) // exactly OFFLINE_AFTER_MINUTES: not yet
@@ -157,6 +279,27 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
     expect(await deviceRow()).toMatchObject({ status: 'online', lastSeenAt: min(17) })
   })
 
+  it('a unit silent while too hot goes offline with its excursion kept open and unescalated; its next reading decides it', async () => {
+    await read([0, 9])
+    // One sweep past both windows: the unit goes offline first, and an offline unit is on no side of its range.
+    const events = await sweepAt(16)
+    expect(events.map((e) => [e.name, e.payload.unitId === unit().id])).toEqual([['unitUpdate', true], ['alertCreated', true], ['deviceStatusChange', true]])
+    expect(events[1]!.payload).toMatchObject({ type: 'offline' })
+    expect(await sweepAt(30)).toEqual([])
+    expect((await alertRows()).map((a) => [a.type, a.status, a.severity])).toEqual([
+      ['temperature_excursion', 'active', 'warning'], ['offline', 'active', 'warning']
+    ])
+
+    // Still too hot when it reports again: the offline alert resolves and the confirmed excursion escalates.
+    const back = await read([31, 9.5])
+    expect(back).toEqual([
+      { name: 'deviceStatusChange', payload: expect.objectContaining({ status: 'online' }) },
+      { name: 'unitUpdate', payload: expect.objectContaining({ state: 'too_hot', previousState: 'offline', lastTemperature: 9.5 }) },
+      { name: 'alertResolved', payload: expect.objectContaining({ type: 'offline', status: 'resolved' }) },
+      { name: 'alertEscalated', payload: expect.objectContaining({ type: 'temperature_excursion', severity: 'critical', status: 'active' }) }
+    ])
+  })
+
   it('turns a unit that never reported offline once it is older than the window', async () => {
     const events = await sweepAt(16)
     expect(names(events)).toEqual(['unitUpdate', 'alertCreated'])
@@ -164,7 +307,7 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
   })
 
   it('leaves inactive units alone in the sweep', async () => {
-    await database.db.update(units).set({ isActive: false }).where(eq(units.id, unit().id))
+    await ctx.db.update(units).set({ isActive: false }).where(eq(units.id, unit().id))
     expect(await sweepAt(60)).toEqual([])
     expect((await unitRow()).state).toBe('normal')
   })
@@ -174,7 +317,9 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
     expect(names(events)).toEqual(['deviceStatusChange', 'alertCreated', 'alertResolved'])
     expect(await unitRow()).toMatchObject({ state: 'normal', lastTemperature: 7.4, lastReadingAt: min(3) })
     expect(await alertRows()).toEqual([expect.objectContaining({ triggeredAt: min(1), resolvedAt: min(3), triggerTemperature: 9 })])
-    await monitoring.processUnits(fx.org.id, [unit().id])
+    const before = emitted.length
+    await ctx.app.monitoring.processUnits(fx.org.id, [unit().id])
+    expect(emitted.length).toBe(before) // processing again only catches up: nothing to catch up
     expect(await read([3, 7.4])).toEqual([]) // a duplicate changes nothing
   })
 
@@ -187,34 +332,32 @@ describe.each(backends)('alert lifecycle through the monitoring service ($name)'
 
   it('re-evaluates after a threshold change: hysteresis holds, a real change resolves', async () => {
     await read([0, 9])
-    clock.set(min(2))
-    await database.db.update(units).set({ tempMax: 9.2 }).where(eq(units.id, unit().id))
-    const before = emitted.length
-    await monitoring.reevaluateUnit(fx.org.id, unit().id)
-    expect(emitted.slice(before)).toEqual([]) // 9 is within 0.5 of the new maximum: still too_hot
-    await database.db.update(units).set({ tempMax: 12 }).where(eq(units.id, unit().id))
-    await monitoring.reevaluateUnit(fx.org.id, unit().id)
-    expect(names(emitted.slice(before))).toEqual(['unitUpdate', 'alertResolved'])
+    ctx.clock.set(min(2))
+    expect(await edit({ tempMax: 9.2 })).toEqual([]) // 9 is within 0.5 of the new maximum: still too_hot
+    expect(names(await edit({ tempMax: 12 }))).toEqual(['unitUpdate', 'alertResolved'])
     expect(await unitRow()).toMatchObject({ state: 'normal', stateChangedAt: min(2) })
-    await database.db.update(units).set({ tempMax: 8.5 }).where(eq(units.id, unit().id))
-    await monitoring.reevaluateUnit(fx.org.id, unit().id)
-    const open = await database.db.select().from(alerts).where(and(eq(alerts.unitId, unit().id), eq(alerts.status, 'active')))
+    expect(names(await edit({ tempMax: 8.5 }))).toEqual(['unitUpdate', 'alertCreated'])
+    const open = await ctx.db.select().from(alerts).where(and(eq(alerts.unitId, unit().id), eq(alerts.status, 'active')))
     expect(open).toEqual([expect.objectContaining({ threshold: 'temp_max', triggerTemperature: 9, triggeredAt: min(2) })])
   })
 
   it('resolves open alerts when a unit is deactivated', async () => {
     await read([0, 9])
-    await database.db.update(units).set({ isActive: false }).where(eq(units.id, unit().id))
-    const before = emitted.length
-    await monitoring.reevaluateUnit(fx.org.id, unit().id)
-    expect(names(emitted.slice(before))).toEqual(['alertResolved'])
+    expect(names(await edit({ isActive: false }))).toEqual(['alertResolved'])
     expect((await alertRows())[0]!.status).toBe('resolved')
   })
 
   it('ignores units of another organization', async () => {
-    const other = await createOrgFixture(database.db, { units: 1, createdAt: T0 })
-    await monitoring.processUnits(fx.org.id, [other.units[0]!.id])
-    await monitoring.reevaluateUnit(fx.org.id, other.units[0]!.id)
+    const other = await ctx.org({ units: 1, createdAt: T0 })
+    const otherUnit = other.units[0]!.id
+    // A reading of the other organization's unit, stored but not evaluated, that would make it too hot.
+    await ctx.app.ingestion.storeReadings(other.org.id, [{ deviceEui: other.devices[0]!.deviceEui, temperature: 20, recordedAt: T0.toISOString() }])
+    await ctx.app.monitoring.processUnits(fx.org.id, [otherUnit])
+    // A last temperature out of range, re-evaluated under the wrong organization.
+    expect(await edit({ lastTemperature: 20, lastReadingAt: T0 }, otherUnit)).toEqual([])
     expect(emitted).toEqual([])
+    const [row] = await ctx.db.select().from(units).where(eq(units.id, otherUnit))
+    expect(row).toMatchObject({ state: 'normal', stateChangedAt: T0 })
+    expect(await ctx.db.select().from(alerts).where(eq(alerts.unitId, otherUnit))).toEqual([])
   })
 })

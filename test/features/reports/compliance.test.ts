@@ -1,14 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { randomUUID } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import { alerts, sensorReadings, units } from '../../../src/db/schema.js'
-import type { App } from '../../../src/app.js'
-import type { Database, Db } from '../../../src/infra/postgres.js'
-import { manualClock } from '../../../src/lib/clock.js'
+import type { Db } from '../../../src/infra/postgres.js'
 import type { ComplianceReport } from '../../../src/features/reports/service.js'
-import { bearer, buildTestApp } from '../../helpers/app.js'
-import { backends, disposeDatabase } from '../../helpers/db.js'
-import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { backends, useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
 
 const NOW = new Date('2026-03-10T12:02:30.000Z')
 const MIN = 60_000
@@ -64,152 +61,142 @@ async function insertReadings (db: Db, orgId: string, list: Reading[]): Promise<
   }
 }
 
-for (const backend of backends) {
-  describe(`compliance report on ${backend.name}`, () => {
-    let database: Database & { drop?: () => Promise<void> }
-    let app: App
-    let a: OrgFixture
-    let b: OrgFixture
-    const unitList: UnitInfo[] = []
-    const readings: Reading[] = []
-    const excursions: Excursion[] = []
+describe.each(backends)('compliance report on $name', ({ name }) => {
+  const ctx = useTestApp({ backend: name, clock: NOW })
+  let a: OrgFixture
+  let b: OrgFixture
+  const unitList: UnitInfo[] = []
+  const readings: Reading[] = []
+  const excursions: Excursion[] = []
 
-    const report = (query: string, orgId = a.org.id, headers = bearer(app, { [orgId]: 'viewer' })) =>
-      app.inject({ url: `/api/orgs/${orgId}/reports/compliance${query}`, headers })
-    const expected = (from: Date, to: Date) => expectedReport(a.org.id, unitList, readings, excursions, from, to)
+  const report = (query: string, orgId = a.org.id, headers = ctx.bearer({ [orgId]: 'viewer' })) =>
+    ctx.app.inject({ url: `/api/orgs/${orgId}/reports/compliance${query}`, headers })
+  const expected = (from: Date, to: Date) => expectedReport(a.org.id, unitList, readings, excursions, from, to)
 
-    beforeAll(async () => {
-      database = await backend.create()
-      const db = database.db
-      app = await buildTestApp({ database, clock: manualClock(NOW) })
-      await app.ready()
-      a = await createOrgFixture(db, { units: 4, tempMin: 2, tempMax: 8 })
-      b = await createOrgFixture(db, { units: 1, tempMin: 2, tempMax: 8 })
+  beforeAll(async () => {
+    const db = ctx.db
+    a = await ctx.org({ units: 4, tempMin: 2, tempMax: 8 })
+    b = await ctx.org({ units: 1, tempMin: 2, tempMax: 8 })
 
-      // Names out of insertion order; a freezer; a deactivated unit; a unit that never reported.
-      const specs = [
-        { name: 'Delta walk-in', tempMin: 2, tempMax: 8, isActive: true, temps: fridgeTemps },
-        { name: 'Alpha fridge', tempMin: 2, tempMax: 8, isActive: true, temps: fridgeTemps },
-        { name: 'Charlie freezer', tempMin: -25, tempMax: -15, isActive: true, temps: freezerTemps },
-        { name: 'Bravo display', tempMin: 2, tempMax: 8, isActive: false, temps: [20] }
-      ]
-      for (const [i, s] of specs.entries()) {
-        const u = a.units[i]!
-        await db.update(units).set({ name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive }).where(eq(units.id, u.id))
-        unitList.push({ id: u.id, name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive })
-        readings.push(...readingsFor(u.id, a.devices[i]!.id, s.temps, i))
-      }
-      const [spare] = await db.insert(units).values({ organizationId: a.org.id, siteId: a.site.id, name: 'Echo spare', unitType: 'fridge', tempMin: 2, tempMax: 8 }).returning()
-      unitList.push({ id: spare!.id, name: 'Echo spare', tempMin: 2, tempMax: 8, isActive: true })
-      await insertReadings(db, a.org.id, readings)
-      await insertReadings(db, b.org.id, readingsFor(b.units[0]!.id, b.devices[0]!.id, [30], 0))
+    // Names out of insertion order; a freezer; a deactivated unit; a unit that never reported.
+    const specs = [
+      { name: 'Delta walk-in', tempMin: 2, tempMax: 8, isActive: true, temps: fridgeTemps },
+      { name: 'Alpha fridge', tempMin: 2, tempMax: 8, isActive: true, temps: fridgeTemps },
+      { name: 'Charlie freezer', tempMin: -25, tempMax: -15, isActive: true, temps: freezerTemps },
+      { name: 'Bravo display', tempMin: 2, tempMax: 8, isActive: false, temps: [20] }
+    ]
+    for (const [i, s] of specs.entries()) {
+      const u = a.units[i]!
+      await db.update(units).set({ name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive }).where(eq(units.id, u.id))
+      unitList.push({ id: u.id, name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive })
+      readings.push(...readingsFor(u.id, a.devices[i]!.id, s.temps, i))
+    }
+    const [spare] = await db.insert(units).values({ organizationId: a.org.id, siteId: a.site.id, name: 'Echo spare', unitType: 'fridge', tempMin: 2, tempMax: 8 }).returning()
+    unitList.push({ id: spare!.id, name: 'Echo spare', tempMin: 2, tempMax: 8, isActive: true })
+    await insertReadings(db, a.org.id, readings)
+    await insertReadings(db, b.org.id, readingsFor(b.units[0]!.id, b.devices[0]!.id, [30], 0))
 
-      const [u0, u1, u2, u3] = unitList.map((u) => u.id) as [string, string, string, string]
-      excursions.push(
-        { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 2 * HOUR) },
-        { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 5 * HOUR) },
-        { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 30 * HOUR) },
-        { unitId: u1, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - DAY) },
-        { unitId: u1, type: 'temperature_excursion', triggeredAt: NOW },
-        { unitId: u2, type: 'offline', triggeredAt: new Date(NOW.getTime() - HOUR) },
-        { unitId: u3, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - HOUR) }
-      )
-      // All resolved so that several may exist per unit (at most one may be open per unit and type).
-      await db.insert(alerts).values([
-        ...excursions.map((e) => ({ organizationId: a.org.id, status: 'resolved' as const, ...e })),
-        { organizationId: b.org.id, unitId: b.units[0]!.id, type: 'temperature_excursion' as const, triggeredAt: new Date(NOW.getTime() - HOUR) }
-      ])
-    })
-    afterAll(async () => {
-      await app?.close()
-      if (database) await disposeDatabase(database)
-    })
-
-    it('reports the last 24 h per active unit, ordered by name, never from the cache', async () => {
-      const res = await report('')
-      expect(res.statusCode).toBe(200)
-      expect(res.headers['x-cache']).toBe('bypass')
-      const body = res.json<ComplianceReport>()
-      expect(body).toEqual(expected(new Date(NOW.getTime() - DAY), NOW))
-      expect(body.units.map((u) => u.unitName)).toEqual(['Alpha fridge', 'Charlie freezer', 'Delta walk-in', 'Echo spare'])
-      // The readings mix both sides of the thresholds, and the silent unit counts as compliant.
-      expect(body.units[0]!.percentage).toBeGreaterThan(0)
-      expect(body.units[0]!.percentage).toBeLessThan(100)
-      expect(body.units[3]).toMatchObject({ readings: 0, inRange: 0, percentage: 100, excursions: 0 })
-    })
-
-    it('counts readings and excursions in [from, to): the start is included, the end is not', async () => {
-      const from = new Date(NOW.getTime() - 6 * HOUR)
-      const to = new Date(NOW.getTime() - 2 * HOUR)
-      const res = await report(`?from=${from.toISOString()}&to=${to.toISOString()}`)
-      expect(res.statusCode).toBe(200)
-      expect(res.json()).toEqual(expected(from, to))
-      const unit0 = res.json<ComplianceReport>().units.find((u) => u.unitName === 'Delta walk-in')!
-      // 10-minute grid from 6 h to 2 h ago: 24 readings; the excursion 5 h ago counts, the one at `to` does not.
-      expect(unit0.readings).toBe(24)
-      expect(unit0.excursions).toBe(1)
-    })
-
-    it('defaults a missing end to now and a missing start to 24 h before the end', async () => {
-      const from = new Date(NOW.getTime() - 28 * HOUR)
-      const onlyFrom = await report(`?from=${encodeURIComponent('2026-03-09T10:02:30+02:00')}`)
-      expect(onlyFrom.statusCode).toBe(200)
-      expect(onlyFrom.json()).toEqual(expected(new Date('2026-03-09T08:02:30.000Z'), NOW))
-      const to = new Date(NOW.getTime() - 4 * HOUR)
-      const onlyTo = await report(`?to=${to.toISOString()}`)
-      expect(onlyTo.json()).toEqual(expected(new Date(to.getTime() - DAY), to))
-      const wide = await report(`?from=${from.toISOString()}&to=${NOW.toISOString()}`)
-      expect(wide.json()).toEqual(expected(from, NOW))
-    })
-
-    it('accepts a window of exactly 93 days', async () => {
-      const res = await report(`?from=${new Date(NOW.getTime() - 93 * DAY).toISOString()}&to=${NOW.toISOString()}`)
-      expect(res.statusCode).toBe(200)
-      expect(res.json()).toEqual(expected(new Date(NOW.getTime() - 93 * DAY), NOW))
-    })
-
-    it('rejects windows that are empty, reversed, longer than 93 days or not date-times', async () => {
-      const iso = (ms: number) => new Date(ms).toISOString()
-      const cases = [
-        `?from=${iso(NOW.getTime())}&to=${iso(NOW.getTime())}`,
-        `?from=${iso(NOW.getTime() - HOUR)}&to=${iso(NOW.getTime() - 2 * HOUR)}`,
-        `?from=${iso(NOW.getTime() - 93 * DAY - 1)}&to=${iso(NOW.getTime())}`,
-        `?from=${iso(NOW.getTime() + HOUR)}`,
-        '?from=yesterday',
-        '?to=2026-13-45T00:00:00Z'
-      ]
-      for (const query of cases) {
-        const res = await report(query)
-        expect(res.statusCode, query).toBe(400)
-        expect(res.json(), query).toEqual({ error: { code: 'VALIDATION_ERROR', message: expect.any(String) } })
-      }
-      const badOrg = await app.inject({ url: '/api/orgs/not-a-uuid/reports/compliance', headers: bearer(app, { 'not-a-uuid': 'owner' }) })
-      expect(badOrg.statusCode).toBe(400)
-    })
-
-    it('refuses another organization\'s token and a missing token', async () => {
-      const other = await report('', a.org.id, bearer(app, { [b.org.id]: 'owner' }))
-      expect(other.statusCode).toBe(403)
-      expect(other.json().error.code).toBe('FORBIDDEN')
-      const anonymous = await app.inject({ url: `/api/orgs/${a.org.id}/reports/compliance` })
-      expect(anonymous.statusCode).toBe(401)
-    })
-
-    it('keeps each organization to its own readings and answers 404 for an organization that does not exist', async () => {
-      const res = await report('', b.org.id)
-      expect(res.json<ComplianceReport>().units).toEqual([
-        { unitId: b.units[0]!.id, unitName: 'Unit 1', readings: 144, inRange: 0, percentage: 0, excursions: 1 }
-      ])
-      const missing = randomUUID()
-      const gone = await report('', missing)
-      expect(gone.statusCode).toBe(404)
-    })
-
-    it('is described in the OpenAPI document', async () => {
-      const doc = (await app.inject({ url: '/docs/json' })).json()
-      const op = doc.paths['/api/orgs/{orgId}/reports/compliance'].get
-      expect(op.tags).toEqual(['reports'])
-      expect(op.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['from', 'orgId', 'to'])
-    })
+    const [u0, u1, u2, u3] = unitList.map((u) => u.id) as [string, string, string, string]
+    excursions.push(
+      { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 2 * HOUR) },
+      { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 5 * HOUR) },
+      { unitId: u0, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - 30 * HOUR) },
+      { unitId: u1, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - DAY) },
+      { unitId: u1, type: 'temperature_excursion', triggeredAt: NOW },
+      { unitId: u2, type: 'offline', triggeredAt: new Date(NOW.getTime() - HOUR) },
+      { unitId: u3, type: 'temperature_excursion', triggeredAt: new Date(NOW.getTime() - HOUR) }
+    )
+    // All resolved so that several may exist per unit (at most one may be open per unit and type).
+    await db.insert(alerts).values([
+      ...excursions.map((e) => ({ organizationId: a.org.id, status: 'resolved' as const, ...e })),
+      { organizationId: b.org.id, unitId: b.units[0]!.id, type: 'temperature_excursion' as const, triggeredAt: new Date(NOW.getTime() - HOUR) }
+    ])
   })
-}
+
+  it('reports the last 24 h per active unit, ordered by name, never from the cache', async () => {
+    const res = await report('')
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['x-cache']).toBe('bypass')
+    const body = res.json<ComplianceReport>()
+    expect(body).toEqual(expected(new Date(NOW.getTime() - DAY), NOW))
+    expect(body.units.map((u) => u.unitName)).toEqual(['Alpha fridge', 'Charlie freezer', 'Delta walk-in', 'Echo spare'])
+    // The readings mix both sides of the thresholds, and the silent unit counts as compliant.
+    expect(body.units[0]!.percentage).toBeGreaterThan(0)
+    expect(body.units[0]!.percentage).toBeLessThan(100)
+    expect(body.units[3]).toMatchObject({ readings: 0, inRange: 0, percentage: 100, excursions: 0 })
+  })
+
+  it('counts readings and excursions in [from, to): the start is included, the end is not', async () => {
+    const from = new Date(NOW.getTime() - 6 * HOUR)
+    const to = new Date(NOW.getTime() - 2 * HOUR)
+    const res = await report(`?from=${from.toISOString()}&to=${to.toISOString()}`)
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual(expected(from, to))
+    const unit0 = res.json<ComplianceReport>().units.find((u) => u.unitName === 'Delta walk-in')!
+    // 10-minute grid from 6 h to 2 h ago: 24 readings; the excursion 5 h ago counts, the one at `to` does not.
+    expect(unit0.readings).toBe(24)
+    expect(unit0.excursions).toBe(1)
+  })
+
+  it('defaults a missing end to now and a missing start to 24 h before the end', async () => {
+    const from = new Date(NOW.getTime() - 28 * HOUR)
+    const onlyFrom = await report(`?from=${encodeURIComponent('2026-03-09T10:02:30+02:00')}`)
+    expect(onlyFrom.statusCode).toBe(200)
+    expect(onlyFrom.json()).toEqual(expected(new Date('2026-03-09T08:02:30.000Z'), NOW))
+    const to = new Date(NOW.getTime() - 4 * HOUR)
+    const onlyTo = await report(`?to=${to.toISOString()}`)
+    expect(onlyTo.json()).toEqual(expected(new Date(to.getTime() - DAY), to))
+    const wide = await report(`?from=${from.toISOString()}&to=${NOW.toISOString()}`)
+    expect(wide.json()).toEqual(expected(from, NOW))
+  })
+
+  it('accepts a window of exactly 93 days', async () => {
+    const res = await report(`?from=${new Date(NOW.getTime() - 93 * DAY).toISOString()}&to=${NOW.toISOString()}`)
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual(expected(new Date(NOW.getTime() - 93 * DAY), NOW))
+  })
+
+  it('rejects windows that are empty, reversed, longer than 93 days or not date-times', async () => {
+    const iso = (ms: number) => new Date(ms).toISOString()
+    const cases = [
+      `?from=${iso(NOW.getTime())}&to=${iso(NOW.getTime())}`,
+      `?from=${iso(NOW.getTime() - HOUR)}&to=${iso(NOW.getTime() - 2 * HOUR)}`,
+      `?from=${iso(NOW.getTime() - 93 * DAY - 1)}&to=${iso(NOW.getTime())}`,
+      `?from=${iso(NOW.getTime() + HOUR)}`,
+      '?from=yesterday',
+      '?to=2026-13-45T00:00:00Z'
+    ]
+    for (const query of cases) {
+      const res = await report(query)
+      expect(res.statusCode, query).toBe(400)
+      expect(res.json(), query).toEqual({ error: { code: 'VALIDATION_ERROR', message: expect.any(String) } })
+    }
+    const badOrg = await ctx.app.inject({ url: '/api/orgs/not-a-uuid/reports/compliance', headers: ctx.bearer({ 'not-a-uuid': 'owner' }) })
+    expect(badOrg.statusCode).toBe(400)
+  })
+
+  it('refuses another organization\'s token and a missing token', async () => {
+    const other = await report('', a.org.id, ctx.bearer({ [b.org.id]: 'owner' }))
+    expect(other.statusCode).toBe(403)
+    expect(other.json().error.code).toBe('FORBIDDEN')
+    const anonymous = await ctx.app.inject({ url: `/api/orgs/${a.org.id}/reports/compliance` })
+    expect(anonymous.statusCode).toBe(401)
+  })
+
+  it('keeps each organization to its own readings and answers 404 for an organization that does not exist', async () => {
+    const res = await report('', b.org.id)
+    expect(res.json<ComplianceReport>().units).toEqual([
+      { unitId: b.units[0]!.id, unitName: 'Unit 1', readings: 144, inRange: 0, percentage: 0, excursions: 1 }
+    ])
+    const missing = randomUUID()
+    const gone = await report('', missing)
+    expect(gone.statusCode).toBe(404)
+  })
+
+  it('is described in the OpenAPI document', async () => {
+    const doc = (await ctx.app.inject({ url: '/docs/json' })).json()
+    const op = doc.paths['/api/orgs/{orgId}/reports/compliance'].get
+    expect(op.tags).toEqual(['reports'])
+    expect(op.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['from', 'orgId', 'to'])
+  })
+})

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 
-export interface SweeperOptions {
+export interface SweepTimerOptions {
   sweep: () => Promise<void>
   intervalMs: number
   log: FastifyBaseLogger
@@ -10,7 +10,7 @@ export interface SweeperOptions {
  * Runs `sweep` every interval: never two at once (a slow sweep makes the next tick a no-op), errors
  * logged and the timer kept, the timer unref'd so it never holds the process open.
  */
-export function createSweeper (opts: SweeperOptions) {
+export function createSweepTimer (opts: SweepTimerOptions) {
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
 
@@ -38,4 +38,4 @@ export function createSweeper (opts: SweeperOptions) {
     tick
   }
 }
-export type Sweeper = ReturnType<typeof createSweeper>
+export type SweepTimer = ReturnType<typeof createSweepTimer>

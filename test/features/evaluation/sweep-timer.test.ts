@@ -1,13 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { eq } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
-import type { App } from '../../../src/app.js'
 import { units } from '../../../src/db/schema.js'
-import { createSweeper } from '../../../src/features/sweeper/sweeper.js'
+import { createSweepTimer } from '../../../src/features/evaluation/sweep-timer.js'
 import { manualClock } from '../../../src/lib/clock.js'
-import { buildTestApp } from '../../helpers/app.js'
+import { buildTestApp } from '../../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
 import { createOrgFixture } from '../../helpers/fixtures.js'
+import { waitFor } from '../../helpers/redis.js'
 
 /** A logger that keeps what was logged at error level. */
 function recordingLog () {
@@ -22,13 +22,13 @@ function deferred () {
   return { promise, resolve: settle }
 }
 
-describe('createSweeper', () => {
+describe('createSweepTimer', () => {
   afterEach(() => { vi.useRealTimers() })
 
   it('never runs two sweeps at once', async () => {
     const pending = deferred()
     let calls = 0
-    const sweeper = createSweeper({ sweep: () => { calls++; return pending.promise }, intervalMs: 1000, log: recordingLog().log })
+    const sweeper = createSweepTimer({ sweep: () => { calls++; return pending.promise }, intervalMs: 1000, log: recordingLog().log })
     const first = sweeper.tick()
     const second = sweeper.tick()
     expect(calls).toBe(1)
@@ -42,7 +42,7 @@ describe('createSweeper', () => {
     vi.useFakeTimers()
     const { log, errors } = recordingLog()
     let calls = 0
-    const sweeper = createSweeper({
+    const sweeper = createSweepTimer({
       sweep: async () => { calls++; if (calls === 1) throw new Error('database unavailable') },
       intervalMs: 1000,
       log
@@ -61,7 +61,7 @@ describe('createSweeper', () => {
     vi.useFakeTimers()
     const pending = deferred()
     let finished = false
-    const sweeper = createSweeper({ sweep: () => pending.promise.then(() => { finished = true }), intervalMs: 1000, log: recordingLog().log })
+    const sweeper = createSweepTimer({ sweep: () => pending.promise.then(() => { finished = true }), intervalMs: 1000, log: recordingLog().log })
     sweeper.start()
     await vi.advanceTimersByTimeAsync(1000)
     const stopped = sweeper.stop()
@@ -71,29 +71,26 @@ describe('createSweeper', () => {
   })
 })
 
-describe('sweeper plugin (postgres)', () => {
+// Hand-built (buildTestApp) rather than useTestApp: the test closes the app itself, with a sweep possibly in flight.
+describe('evaluation plugin: the local sweep timer (postgres)', () => {
   let database: TestDatabase
-  let app: App
 
   beforeAll(async () => { database = await createTestDatabase() })
-  afterAll(async () => {
-    await app?.close()
-    await database?.drop()
-  })
+  afterAll(async () => { await database?.drop() })
 
   it('sweeps on its timer when enabled, and closes cleanly', async () => {
     const created = new Date('2030-06-01T00:00:00.000Z')
     const clock = manualClock(new Date(created.getTime() + 20 * 60_000))
-    app = await buildTestApp({ database, clock, sweeper: true, env: { SWEEP_INTERVAL_SECONDS: '1' } })
-    const fx = await createOrgFixture(app.db, { units: 1, createdAt: created })
-    await app.ready()
-    const deadline = Date.now() + 10_000
-    let state = fx.units[0]!.state
-    while (state !== 'offline' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      state = (await app.db.select({ state: units.state }).from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.state
+    // No Redis, so no queue: the timer is the only sweeper (src/features/evaluation/index.ts).
+    const app = await buildTestApp({ database, clock, sweeper: true, env: { SWEEP_INTERVAL_SECONDS: '1' } })
+    try {
+      const fx = await createOrgFixture(app.db, { units: 1, createdAt: created })
+      await app.ready()
+      const state = async () => (await app.db.select({ state: units.state }).from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.state
+      await waitFor(async () => (await state()) === 'offline', 10_000, 'the sweep timer to turn the silent unit offline')
+      expect(await state()).toBe('offline')
+    } finally {
+      await app.close()
     }
-    expect(state).toBe('offline')
-    await app.close()
   })
 })

@@ -26,8 +26,9 @@ export interface DeviceStatusPayload {
 }
 
 /**
- * Every change the dashboard can see. `alertEscalated` (warning → critical) is an addition to
- * SPEC §4: clients that ignore it still read fresh counts, because it invalidates like the others.
+ * Every change the dashboard can see, as emitted on Socket.io to the organization's room (src/features/realtime/socket.ts). `alertEscalated`
+ * (warning → critical) goes beyond the five base events: clients that ignore it still read fresh counts,
+ * because it invalidates like the others.
  */
 export type ChangeEvent =
   | { name: 'unitUpdate', payload: UnitUpdatePayload }
@@ -35,6 +36,26 @@ export type ChangeEvent =
   | { name: 'deviceStatusChange', payload: DeviceStatusPayload }
 
 export type EventName = ChangeEvent['name']
+export const eventNames = ['unitUpdate', 'alertCreated', 'alertAcknowledged', 'alertResolved', 'alertEscalated', 'deviceStatusChange'] as const satisfies readonly EventName[]
+
+/** The unit an event is about, if any: exhaustive over event names, so a new event cannot be forgotten. */
+export function eventUnitId (e: ChangeEvent): string {
+  switch (e.name) {
+    case 'unitUpdate':
+    case 'alertCreated':
+    case 'alertAcknowledged':
+    case 'alertResolved':
+    case 'alertEscalated':
+    case 'deviceStatusChange':
+      return e.payload.unitId
+    default:
+      return assertNever(e)
+  }
+}
+
+export function assertNever (x: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(x)}`)
+}
 
 export function alertEvent (name: 'alertCreated' | 'alertAcknowledged' | 'alertResolved' | 'alertEscalated', a: Alert): ChangeEvent {
   return {

@@ -1,0 +1,8 @@
+-- Invalidates entries of one group: new fence tokens first (a load in flight can no longer store what it
+-- read), then the entries themselves. Every key it touches is declared, and all share the group's hash tag.
+-- KEYS[1] the group's fence hash, KEYS[2..] entries to delete
+-- ARGV[1] the new token, ARGV[2] the fence hash's TTL in seconds, ARGV[3..] fence fields to move ('*' = the whole group)
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if #KEYS > 1 then redis.call('UNLINK', unpack(KEYS, 2)) end
+return #KEYS - 1

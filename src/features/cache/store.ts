@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto'
+import type { RedisClient } from '../../infra/redis.js'
+import type { FailurePolicy } from './failure-policy.js'
+import type { CacheMetrics } from './metrics.js'
+import { scripts } from './scripts.js'
+
+/** The fence field that covers every entry of a group. */
+export const GROUP_WIDE_FIELD = '*'
+/** Keys deleted per script call: an invalidation of a large group never blocks Redis for long. */
+export const MAX_KEYS_PER_CALL = 500
+
+/** The tokens a load read before it began, to store its result only if they have not moved since. */
+export interface Fence { hashKey: string, field: string, tokens: [string, string] }
+export type FencedSetResult = 'stored' | 'fenced' | 'error'
+
+interface ScriptedRedis {
+  cbSetFenced (...args: Array<string | number | Buffer>): Promise<number>
+  cbInvalidate (...args: Array<string | number>): Promise<number>
+}
+
+/**
+ * The fence hash must outlive any load that read its tokens (well under a second) and each invalidation
+ * renews it. Ten minutes, or ten entry TTLs, keeps the fences of idle groups from piling up.
+ */
+export const fenceTtlSeconds = (ttl: number) => Math.max(600, 10 * ttl)
+
+/**
+ * A generic Redis cache: values with a TTL, fenced writes and group invalidations, on one connection. It knows
+ * nothing of what it stores (the dashboard's read-through in src/features/dashboard/ does). Every call takes
+ * the failure policy's path; while the connection is not ready no command is sent at all, so a dead Redis
+ * costs nothing per request and logs nothing per request.
+ */
+export function createCacheStore (opts: {
+  redis: RedisClient | null
+  ttlSeconds: number
+  metrics: CacheMetrics
+  failures: FailurePolicy
+}) {
+  const { ttlSeconds, failures, metrics } = opts
+  const redis = opts.redis
+  if (redis) {
+    redis.defineCommand(scripts.setFenced.name, { lua: scripts.setFenced.lua })
+    redis.defineCommand(scripts.invalidate.name, { lua: scripts.invalidate.lua })
+  }
+  const scripted = redis as unknown as ScriptedRedis
+  const ready = (): boolean => redis !== null && redis.status === 'ready'
+
+  const store = {
+    ttlSeconds,
+    metrics,
+    failures,
+    /** Configured at all (REDIS_DISABLED unset). */
+    isEnabled: () => redis !== null,
+    /** Connected and ready now. */
+    isAvailable: ready,
+    /** Called on every (re)connection. */
+    onReady (listener: () => void): void { redis?.on('ready', listener) },
+
+    /** The stored bytes: null when absent, undefined when the cache cannot answer. */
+    async get (key: string): Promise<Buffer | null | undefined> {
+      if (!ready()) return undefined
+      return failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
+    },
+
+    /** SET … EX; false when the cache could not store it. */
+    async set (key: string, value: string | Buffer, ttl = ttlSeconds): Promise<boolean> {
+      if (!ready()) return false
+      return failures.attempt('set', false, async () => { await redis!.set(key, value, 'EX', ttl); return true })
+    },
+
+    async delete (key: string): Promise<void> {
+      if (!ready()) return
+      await failures.attempt('delete', undefined, async () => { await redis!.unlink(key) })
+    },
+
+    /** The tokens to read before a load; null when the cache cannot answer (then nothing is stored). */
+    async readFence (hashKey: string, field: string): Promise<Fence | null> {
+      if (!ready()) return null
+      const tokens = await failures.attempt<Array<string | null> | null>('fence', null, () => redis!.hmget(hashKey, field, GROUP_WIDE_FIELD))
+      return tokens ? { hashKey, field, tokens: [tokens[0] ?? '', tokens[1] ?? ''] } : null
+    },
+
+    /** SET … EX ttl, unless an invalidation moved the fence since `readFence`. */
+    async setFenced (fence: Fence, key: string, value: string | Buffer, ttl = ttlSeconds): Promise<FencedSetResult> {
+      if (!ready()) return 'error'
+      return failures.attempt<FencedSetResult>('set', 'error', async () => {
+        const stored = await scripted.cbSetFenced(2, fence.hashKey, key, fence.field, fence.tokens[0], fence.tokens[1], value, ttl)
+        return stored === 1 ? 'stored' : 'fenced'
+      })
+    },
+
+    /**
+     * Moves the fence fields of a group (GROUP_WIDE_FIELD for all of it), then deletes the given keys, at most
+     * MAX_KEYS_PER_CALL per script call. Throws when Redis cannot run it: the caller must remember the failure.
+     */
+    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<void> {
+      if (!ready()) {
+        failures.report('invalidate', new Error('cache connection not ready'))
+        throw new Error('cache unavailable')
+      }
+      const token = randomBytes(9).toString('base64url')
+      const ttl = fenceTtlSeconds(ttlSeconds)
+      await failures.required('invalidate', async () => {
+        // The fence moves in the first call, before any entry is deleted.
+        for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_CALL) {
+          const batch = keys.slice(i, i + MAX_KEYS_PER_CALL)
+          await scripted.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...(i === 0 ? fields : []))
+        }
+      })
+    },
+
+    /** PUBLISH; false when it could not be sent. */
+    async publish (channel: string, message: string): Promise<boolean> {
+      if (!ready()) return false
+      return failures.attempt('publish', false, async () => { await redis!.publish(channel, message); return true })
+    },
+
+    /**
+     * Administrative purge by pattern: SCAN with MATCH and COUNT 1000, UNLINK in batches, never KEYS. Its cost
+     * grows with the whole keyspace; events use `invalidate`. Keys for which `keep` answers true survive (fences).
+     */
+    async invalidatePattern (pattern: string, keep: (key: string) => boolean = () => false): Promise<number> {
+      if (!ready()) return 0
+      return failures.attempt('invalidate_pattern', 0, async () => {
+        let cursor = '0'
+        let deleted = 0
+        do {
+          const [next, found] = await (redis as unknown as { scan (c: string, ...a: Array<string | number>): Promise<[string, string[]]> })
+            .scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+          cursor = next
+          const doomed = found.filter((k) => !keep(k))
+          for (let i = 0; i < doomed.length; i += MAX_KEYS_PER_CALL) deleted += await redis!.unlink(...doomed.slice(i, i + MAX_KEYS_PER_CALL))
+        } while (cursor !== '0')
+        return deleted
+      })
+    },
+
+    async healthCheck (): Promise<{ ok: boolean, latencyMs: number }> {
+      const start = performance.now()
+      const ok = ready() && await failures.attempt('health', false, async () => (await redis!.ping()) === 'PONG')
+      return { ok, latencyMs: Math.round((performance.now() - start) * 100) / 100 }
+    }
+  }
+  return store
+}
+export type CacheStore = ReturnType<typeof createCacheStore>
+
+let singleton: CacheStore | null = null
+/** The process-wide cache (the design's singleton), set by the cache plugin for code outside Fastify's reach. */
+export function setCacheStore (s: CacheStore | null): void { singleton = s }
+export function getCacheStore (): CacheStore {
+  if (!singleton) throw new Error('cache not initialised: register the cache plugin first')
+  return singleton
+}

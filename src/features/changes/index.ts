@@ -1,0 +1,11 @@
+import fp from 'fastify-plugin'
+import { createChangePipeline, type ChangePipelineOptions, type ChangePipeline } from './pipeline.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { changes: ChangePipeline }
+}
+
+/** Decorates `changes`, the write path, with the invalidation and the emit that buildApp (src/app.ts) hands it. */
+export default fp(async function changesPlugin (app, opts: Pick<ChangePipelineOptions, 'invalidate' | 'emit'>) {
+  app.decorate('changes', createChangePipeline({ db: app.db, log: app.log, invalidate: opts.invalidate, emit: opts.emit }))
+}, { name: 'changes', dependencies: ['core'], decorators: { fastify: ['db'] } })

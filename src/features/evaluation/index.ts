@@ -1,0 +1,43 @@
+import fp from 'fastify-plugin'
+import { createEvaluation, type Evaluation } from './service.js'
+import { createSweepTimer } from './sweep-timer.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { evaluation: Evaluation }
+}
+
+export interface EvaluationPluginOptions {
+  /** Run the queue's workers (evaluation jobs, the offline sweep job) in this process (`serve` without --no-worker). */
+  worker?: boolean
+  /**
+   * The local sweep timer: with a queue it sweeps only while the queue is unavailable (time must still move unit
+   * states when Redis is down); without Redis it is the only sweeper. Off in tests, which sweep by hand.
+   */
+  sweeper?: boolean
+}
+
+/** Decorates `evaluation` (queue, else inline) and runs the workers and the sweep timer this process is asked to. */
+export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOptions) {
+  const evaluation = createEvaluation({ queue: app.queue, monitoring: app.monitoring, metrics: app.metrics, log: app.log })
+  app.decorate('evaluation', evaluation)
+  const { queue, monitoring } = app
+
+  if (queue && opts.worker) {
+    // Once every plugin is ready: jobs may start arriving at once.
+    app.addHook('onReady', async () => {
+      await queue.startWorkers({
+        process: (job) => monitoring.processUnits(job.organizationId, job.unitIds),
+        sweep: () => monitoring.sweep()
+      })
+    })
+  }
+  if (opts.sweeper) {
+    const timer = createSweepTimer({
+      sweep: async () => { if (!queue?.ready()) await monitoring.sweep() },
+      intervalMs: app.config.SWEEP_INTERVAL_SECONDS * 1000,
+      log: app.log.child({ component: 'sweeper' })
+    })
+    app.addHook('onReady', async () => { timer.start() })
+    app.addHook('onClose', async () => { await timer.stop() })
+  }
+}, { name: 'evaluation', dependencies: ['core', 'queue', 'monitoring'], decorators: { fastify: ['config', 'metrics', 'queue', 'monitoring'] } })

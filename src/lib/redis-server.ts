@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { Redis } from 'ioredis'
+import { freePort, waitFor } from './net.js'
+
+/** PING within a second: is a Redis answering at `url`? */
+export async function redisAnswers (url: string): Promise<boolean> {
+  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+  c.on('error', () => {})
+  try {
+    await c.connect()
+    return (await c.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    c.disconnect()
+  }
+}
+
+const running = new Set<ChildProcess>()
+let exitHookInstalled = false
+function killAllOnExit (): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  // A crashed demo, benchmark or test must not leave a redis-server behind.
+  process.once('exit', () => { for (const p of running) p.kill('SIGKILL') })
+}
+
+export interface RedisServerOptions {
+  port?: number
+  /** Extra redis-server arguments (cluster mode, replicaof, a password…). */
+  args?: string[]
+  /** How long to wait for the first PONG. */
+  startTimeoutMs?: number
+}
+
+/**
+ * A private, throw-away redis-server on 127.0.0.1 (a free port unless given), configured like production for
+ * BullMQ: noeviction, nothing saved to disk. Used by the demo when no Redis answers, by the benchmarks (which
+ * fill and reset it) and by the fault tests (which stop, restart and flush it). `stop()` kills it (SIGKILL: a
+ * crash, as a fault test wants), `start()` starts it again, empty, on the same port.
+ */
+export async function startRedisServer (opts: RedisServerOptions = {}) {
+  const port = opts.port ?? await freePort()
+  const url = `redis://127.0.0.1:${port}`
+  let proc: ChildProcess | null = null
+  let exited: Promise<void> = Promise.resolve()
+  killAllOnExit()
+
+  async function start (): Promise<void> {
+    const child = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
+      ...(opts.args ?? [])
+    ], { stdio: 'ignore' })
+    await new Promise<void>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('spawn', () => resolve())
+    })
+    proc = child
+    running.add(child)
+    exited = new Promise((resolve) => child.once('exit', () => { running.delete(child); resolve() }))
+    await waitFor(() => child.exitCode === null ? redisAnswers(url) : Promise.reject(new Error(`redis-server on ${port} exited with ${child.exitCode}`)),
+      opts.startTimeoutMs ?? 10_000, `redis-server on ${port}`)
+  }
+
+  async function stop (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = proc
+    if (!child) return
+    proc = null
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    await exited
+  }
+
+  await start()
+  return {
+    url,
+    port,
+    start,
+    stop,
+    /** The process id while it runs (to pause it with SIGSTOP, say). */
+    pid: () => proc?.pid ?? null,
+    ping: () => redisAnswers(url)
+  }
+}
+export type RedisServer = Awaited<ReturnType<typeof startRedisServer>>
