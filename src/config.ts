@@ -2,6 +2,17 @@ import { z } from 'zod'
 
 const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1')
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const hostPorts = z.string().regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'a comma-separated list of host:port')
+
+export interface HostPort { host: string, port: number }
+/**
+ * Where Redis is: one server (a URL), a Redis Cluster (some of its nodes), or a primary found through Sentinel.
+ * `password` (REDIS_PASSWORD) overrides a password in the URL.
+ */
+export type RedisTarget =
+  | { url: string, password?: string }
+  | { cluster: HostPort[], password?: string }
+  | { sentinels: HostPort[], name: string, password?: string }
 
 /** The one environment schema. Nobody else reads process.env. */
 export const envSchema = z.object({
@@ -12,6 +23,15 @@ export const envSchema = z.object({
   REDIS_HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_PORT: intIn(1, 65535).default(6379),
   REDIS_DISABLED: bool.default(false),
+  // Redis' AUTH password for every node (standalone, the Sentinel-managed primary and replicas, cluster nodes).
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  // A Redis Cluster: some of its nodes (host:port, comma-separated); every connection becomes a cluster client.
+  REDIS_CLUSTER_NODES: hostPorts.optional(),
+  // Sentinel: the sentinels (host:port, comma-separated) and the name of the primary they monitor.
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).max(128).optional(),
+  // Replicas that must hold an invalidation before its event is emitted (WAIT); 1 with Cluster or Sentinel, 0 else.
+  REDIS_WAIT_REPLICAS: intIn(0, 16).optional(),
   REDIS_COMMAND_TIMEOUT_MS: intIn(10, 10_000).default(250),
   CACHE_TTL_SECONDS: intIn(1, 86_400).default(60),
   // Every key and channel coldboard uses starts with it, so deployments sharing a Redis never meet.
@@ -37,8 +57,13 @@ export interface Config extends Env {
   corsOrigins: string[] | boolean
   /** Fastify's trustProxy: whose X-Forwarded-For to believe (client addresses drive rate limits). */
   trustProxy: boolean | number | string[]
-  redis: { url: string } | null
-  /** BullMQ's prefix: QUEUE_PREFIX, else derived from REDIS_KEY_PREFIX. */
+  redis: RedisTarget | null
+  /**
+   * Replicas that must acknowledge an invalidation (WAIT) before its event is emitted, and how long to wait:
+   * REDIS_WAIT_REPLICAS (1 with Cluster or Sentinel, 0 for one server), half of REDIS_COMMAND_TIMEOUT_MS.
+   */
+  redisWait: { replicas: number, timeoutMs: number }
+  /** BullMQ's prefix: QUEUE_PREFIX, else derived from REDIS_KEY_PREFIX (with a {hash tag} on a cluster). */
   queuePrefix: string
 }
 
@@ -64,6 +89,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (cfg.NODE_ENV === 'production' && !cfg.JWT_SECRET) {
     throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production'])
   }
+  const redis = redisTarget(cfg)
   const origins = cfg.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean)
   const tp = cfg.TRUST_PROXY.trim()
   const trustProxy = tp === 'true' ? true : tp === 'false' ? false : /^\d+$/.test(tp) ? Number(tp) : tp.split(',').map((x) => x.trim()).filter(Boolean)
@@ -71,7 +97,44 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     ...cfg,
     trustProxy,
     corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
-    redis: cfg.REDIS_DISABLED ? null : { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}` },
-    queuePrefix: cfg.QUEUE_PREFIX ?? `${cfg.REDIS_KEY_PREFIX}bull`.replace(/^:+/, '')
+    redis,
+    redisWait: {
+      replicas: cfg.REDIS_WAIT_REPLICAS ?? (redis === null || 'url' in redis ? 0 : 1),
+      timeoutMs: Math.max(1, Math.floor(cfg.REDIS_COMMAND_TIMEOUT_MS / 2))
+    },
+    queuePrefix: queuePrefix(cfg, redis !== null && 'cluster' in redis)
   }
+}
+
+const parseHostPorts = (list: string): HostPort[] => list.split(',').map((s) => s.trim()).filter(Boolean).map((hp) => {
+  const i = hp.lastIndexOf(':')
+  return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) }
+})
+
+function redisTarget (cfg: Env): RedisTarget | null {
+  if (cfg.REDIS_DISABLED) return null
+  const password = cfg.REDIS_PASSWORD ? { password: cfg.REDIS_PASSWORD } : {}
+  if (cfg.REDIS_CLUSTER_NODES && cfg.REDIS_SENTINELS) throw new ConfigError(['REDIS_CLUSTER_NODES and REDIS_SENTINELS: set one of them'])
+  if ((cfg.REDIS_CLUSTER_NODES || cfg.REDIS_SENTINELS) && cfg.REDIS_URL) {
+    throw new ConfigError([`REDIS_URL: not with ${cfg.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'} (set one way to reach Redis)`])
+  }
+  if (cfg.REDIS_CLUSTER_NODES) return { cluster: parseHostPorts(cfg.REDIS_CLUSTER_NODES), ...password }
+  if (cfg.REDIS_SENTINELS) {
+    if (!cfg.REDIS_SENTINEL_NAME) throw new ConfigError(['REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the name the sentinels monitor)'])
+    return { sentinels: parseHostPorts(cfg.REDIS_SENTINELS), name: cfg.REDIS_SENTINEL_NAME, ...password }
+  }
+  return { url: cfg.REDIS_URL ?? `redis://${cfg.REDIS_HOST}:${cfg.REDIS_PORT}`, ...password }
+}
+
+/**
+ * BullMQ's Lua scripts touch several keys of a queue, which on a cluster must share a slot: there the prefix
+ * carries a hash tag (`{coldboard:bull}`), and a QUEUE_PREFIX without one is refused.
+ */
+function queuePrefix (cfg: Env, cluster: boolean): string {
+  if (cfg.QUEUE_PREFIX) {
+    if (cluster && !/\{[^}]+\}/.test(cfg.QUEUE_PREFIX)) throw new ConfigError(['QUEUE_PREFIX: needs a {hash tag} on a Redis Cluster, e.g. {coldboard:bull}'])
+    return cfg.QUEUE_PREFIX
+  }
+  const derived = `${cfg.REDIS_KEY_PREFIX}bull`.replace(/^:+/, '')
+  return cluster ? `{${derived}}` : derived
 }

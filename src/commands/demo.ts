@@ -26,16 +26,18 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
   if (cfg.DATABASE_URL) log('demo: uses its own embedded database; DATABASE_URL is ignored')
   // The JWT secret stays in the main data folder, so `coldboard token` signs tokens this server accepts.
   const jwtSecret = resolveJwtSecret(cfg.JWT_SECRET, cfg.DATA_DIR, (file) => log(`demo: generated a JWT secret in ${file}`))
-  const redis = await resolveDemoRedis(cfg.redis?.url ?? null)
+  // A Redis Cluster or Sentinel is used as configured; a single Redis URL is probed first.
+  const configuredUrl = cfg.redis && 'url' in cfg.redis ? cfg.redis.url : null
+  const redis = cfg.redis && !configuredUrl ? { kind: 'target' as const } : await resolveDemoRedis(configuredUrl, cfg.redis?.password)
   if (redis.kind === 'none') log(`demo: running without the Redis cache (${redis.reason}); dashboards come straight from the database`)
-  if (redis.kind === 'private') log(`demo: no Redis at ${cfg.redis?.url}; started a private redis-server at ${redis.url}`)
+  if (redis.kind === 'private') log(`demo: no Redis at ${configuredUrl}; started a private redis-server at ${redis.url}`)
   const demoConfig: Config = {
     ...cfg,
     DATABASE_URL: undefined,
     DATA_DIR: path.join(cfg.DATA_DIR, 'demo'),
     JWT_SECRET: jwtSecret,
     REDIS_DISABLED: redis.kind === 'none',
-    redis: redis.kind === 'none' ? null : { url: redis.url }
+    redis: redis.kind === 'none' ? null : redis.kind === 'target' ? cfg.redis : { url: redis.url, ...(redis.kind === 'configured' && cfg.redis?.password ? { password: cfg.redis.password } : {}) }
   }
 
   const { app, beforeClose } = await startServer({
@@ -73,7 +75,7 @@ export async function demo (argv: string[], config: () => Config): Promise<void>
   const manager = app.tokens.sign({ sub: 'demo-manager', orgs: { [orgId]: 'manager' } }, ttl)
   const base = `http://localhost:${port}`
   process.stdout.write([
-    `coldboard demo running (embedded database in ${path.resolve(demoConfig.DATA_DIR)}, ${redis.kind === 'none' ? 'no cache' : `Redis cache at ${redis.url}`}; Ctrl-C to stop)`,
+    `coldboard demo running (embedded database in ${path.resolve(demoConfig.DATA_DIR)}, ${redis.kind === 'none' ? 'no cache' : `Redis cache at ${redis.kind === 'target' ? 'the configured cluster or sentinels' : redis.url}`}; Ctrl-C to stop)`,
     'open the dashboard (signed in as a manager of the demo organization):',
     `dashboard: ${base}/#token=${manager}&org=${orgId}`,
     `api docs: ${base}/docs`,

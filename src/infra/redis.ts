@@ -1,33 +1,52 @@
 import fp from 'fastify-plugin'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { RedisTarget } from '../config.js'
 
 declare module 'fastify' {
   interface FastifyInstance { redis: RedisInfra | null }
 }
 
-export type RedisPurpose = 'cache' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
-/** A connection as the cache and the real-time layer use it. */
-export type RedisClient = Redis
+/**
+ * What each connection is for. `cache-write` carries the invalidations (and their WAIT for a replica), so that a
+ * WAIT, which blocks its connection, never holds up a dashboard read on `cache`.
+ */
+export type RedisPurpose = 'cache' | 'cache-write' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
+/** A connection as the cache, the queue and the real-time layer use it: one server (standalone or Sentinel) or a cluster. */
+export type RedisClient = Redis | Cluster
+export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
+
+export const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true
+
+/** How often a cluster client re-reads the slot map: a failover or a migration is noticed within it. */
+const SLOTS_REFRESH_MS = 1000
 
 /**
- * One place that knows how coldboard talks to Redis (D1, D6). The cache connection never queues a
- * command while disconnected and gives up on a slow reply after REDIS_COMMAND_TIMEOUT_MS, so a dead or
- * slow Redis costs a request at most that long (D9); every connection reconnects in the background.
+ * One place that knows how coldboard talks to Redis (D1, D6): one server (REDIS_URL), a Redis Cluster
+ * (REDIS_CLUSTER_NODES) or a primary found through Sentinel (REDIS_SENTINELS), each connection made for its
+ * purpose. The cache connections never queue a command while disconnected and give up on a slow reply after
+ * REDIS_COMMAND_TIMEOUT_MS, so a dead, failing-over or slow Redis costs a request at most that long (D9); on a
+ * cluster they do not retry a command on a node that went away either (the slot map is re-read every second
+ * instead). Every connection reconnects in the background.
  */
-export function createRedisInfra (opts: { url: string, commandTimeoutMs: number, log: { warn: (o: object, m: string) => void } }) {
-  const connections: Redis[] = []
+export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs: number, log: { warn: (o: object, m: string) => void } }) {
+  const { target } = opts
+  const mode: RedisMode = 'cluster' in target ? 'cluster' : 'sentinels' in target ? 'sentinel' : 'standalone'
+  const connections: RedisClient[] = []
   const base: RedisOptions = {
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
-    lazyConnect: false
+    lazyConnect: false,
+    ...(target.password ? { password: target.password } : {})
   }
+  const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs }
   const byPurpose: Record<RedisPurpose, RedisOptions> = {
     // Fail fast: no offline queue, one bounded attempt per command.
     // Auto-pipelining batches the commands of concurrent requests into one write (+20–35 % hit throughput
     // measured in bench/hit-path.ts).
-    cache: { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs, enableAutoPipelining: true },
+    cache: { ...failFast, enableAutoPipelining: true },
+    'cache-write': failFast,
     'cache-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
-    'io-pub': { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs },
+    'io-pub': failFast,
     'io-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
     // BullMQ producer: BullMQ sends its start-up commands before 'ready', so they may queue; ingestion
     // itself only enqueues while the connection is ready, under a timeout, and falls back to inline work.
@@ -38,8 +57,36 @@ export function createRedisInfra (opts: { url: string, commandTimeoutMs: number,
   let closed = false
   const logged = new WeakSet<Error>()
 
-  function connection (purpose: RedisPurpose): Redis {
-    const conn = new Redis(opts.url, { ...base, ...byPurpose[purpose], connectionName: `coldboard:${purpose}` })
+  function create (purpose: RedisPurpose): RedisClient {
+    const { enableOfflineQueue, enableAutoPipelining, retryStrategy, ...nodeOptions } = { ...base, ...byPurpose[purpose], connectionName: `coldboard:${purpose}` }
+    if ('cluster' in target) {
+      const subscriber = purpose === 'cache-sub' || purpose === 'io-sub'
+      const fast = enableOfflineQueue === false
+      const options: ClusterOptions = {
+        enableOfflineQueue,
+        enableAutoPipelining,
+        clusterRetryStrategy: (attempt) => retryStrategy!(attempt) ?? 2000,
+        slotsRefreshInterval: SLOTS_REFRESH_MS,
+        // A command for a node that went away fails at once (the read falls back to PostgreSQL) instead of being
+        // retried for up to maxRedirections × 100 ms; MOVED and ASK are still followed at once.
+        ...(fast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 20, maxRedirections: 6 } : {}),
+        // SSUBSCRIBE goes to the shard that owns the channel's slot, and follows it through failovers.
+        ...(subscriber ? { shardedSubscribers: true } : {}),
+        redisOptions: nodeOptions
+      }
+      return new Cluster(target.cluster, options)
+    }
+    const own: RedisOptions = { ...nodeOptions, enableOfflineQueue, enableAutoPipelining, retryStrategy }
+    if ('sentinels' in target) {
+      // The primary is asked of the sentinels on every (re)connection, and ioredis checks its role; the failover
+      // detector drops the connection as soon as the sentinels announce a new primary.
+      return new Redis({ ...own, sentinels: target.sentinels, name: target.name, failoverDetector: true })
+    }
+    return new Redis(target.url, own)
+  }
+
+  function connection (purpose: RedisPurpose): RedisClient {
+    const conn = create(purpose)
     // ioredis emits 'error' on every failed reconnect; one warning per distinct failure is enough.
     let lastCode = ''
     conn.on('error', (err: Error & { code?: string }) => {
@@ -54,9 +101,11 @@ export function createRedisInfra (opts: { url: string, commandTimeoutMs: number,
   }
 
   return {
-    url: opts.url,
+    mode,
+    /** Sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a cluster: a message goes to one shard, not to every node. */
+    sharded: mode === 'cluster',
     connection,
-    /** The options a connection for `purpose` is made with. */
+    /** The options a connection for `purpose` is made with (for one server). */
     options: (purpose: RedisPurpose): RedisOptions => ({ ...base, ...byPurpose[purpose] }),
     async close () {
       if (closed) return
@@ -80,8 +129,8 @@ export type RedisInfra = ReturnType<typeof createRedisInfra>
 
 /** Decorates `redis` (null when REDIS_DISABLED) and closes every connection on close. */
 export default fp(async function redisPlugin (app) {
-  const cfg = app.config.redis
-  const infra = cfg ? createRedisInfra({ url: cfg.url, commandTimeoutMs: app.config.REDIS_COMMAND_TIMEOUT_MS, log: app.log.child({ component: 'redis' }) }) : null
+  const target = app.config.redis
+  const infra = target ? createRedisInfra({ target, commandTimeoutMs: app.config.REDIS_COMMAND_TIMEOUT_MS, log: app.log.child({ component: 'redis' }) }) : null
   app.decorate('redis', infra)
   app.addHook('onClose', async () => { await infra?.close() })
 }, { name: 'redis', dependencies: ['core'], decorators: { fastify: ['config'] } })

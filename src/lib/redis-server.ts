@@ -3,8 +3,8 @@ import { Redis } from 'ioredis'
 import { freePort, waitFor } from './net.js'
 
 /** PING within a second: is a Redis answering at `url`? */
-export async function redisAnswers (url: string): Promise<boolean> {
-  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+export async function redisAnswers (url: string, password?: string): Promise<boolean> {
+  const c = new Redis(url, { ...(password ? { password } : {}), lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
   c.on('error', () => {})
   try {
     await c.connect()
@@ -27,8 +27,12 @@ function killAllOnExit (): void {
 
 export interface RedisServerOptions {
   port?: number
-  /** Extra redis-server arguments (cluster mode, replicaof, a password…). */
+  /** Extra redis-server arguments (cluster mode, replicaof, a password, `--sentinel`…). */
   args?: string[]
+  /** A configuration file, read before the arguments (a sentinel needs one it may rewrite). */
+  configFile?: string
+  /** The password, when `args` set `--requirepass` (readiness is a PING). */
+  password?: string
   /** How long to wait for the first PONG. */
   startTimeoutMs?: number
 }
@@ -48,6 +52,7 @@ export async function startRedisServer (opts: RedisServerOptions = {}) {
 
   async function start (): Promise<void> {
     const child = spawn('redis-server', [
+      ...(opts.configFile ? [opts.configFile] : []),
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
       ...(opts.args ?? [])
     ], { stdio: 'ignore' })
@@ -58,7 +63,7 @@ export async function startRedisServer (opts: RedisServerOptions = {}) {
     proc = child
     running.add(child)
     exited = new Promise((resolve) => child.once('exit', () => { running.delete(child); resolve() }))
-    await waitFor(() => child.exitCode === null ? redisAnswers(url) : Promise.reject(new Error(`redis-server on ${port} exited with ${child.exitCode}`)),
+    await waitFor(() => child.exitCode === null ? redisAnswers(url, opts.password) : Promise.reject(new Error(`redis-server on ${port} exited with ${child.exitCode}`)),
       opts.startTimeoutMs ?? 10_000, `redis-server on ${port}`)
   }
 
@@ -78,7 +83,7 @@ export async function startRedisServer (opts: RedisServerOptions = {}) {
     stop,
     /** The process id while it runs (to pause it with SIGSTOP, say). */
     pid: () => proc?.pid ?? null,
-    ping: () => redisAnswers(url)
+    ping: () => redisAnswers(url, opts.password)
   }
 }
 export type RedisServer = Awaited<ReturnType<typeof startRedisServer>>

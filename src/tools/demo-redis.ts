@@ -9,9 +9,9 @@ export type DemoRedis =
  * The demo's Redis: the configured one when it answers; else a private redis-server (nothing saved to
  * disk, noeviction) when one is installed; else none, and the demo runs without the cache.
  */
-export async function resolveDemoRedis (configuredUrl: string | null): Promise<DemoRedis> {
+export async function resolveDemoRedis (configuredUrl: string | null, password?: string): Promise<DemoRedis> {
   if (configuredUrl === null) return { kind: 'none', reason: 'REDIS_DISABLED is set' }
-  if (await redisAnswers(configuredUrl)) return { kind: 'configured', url: configuredUrl }
+  if (await redisAnswers(configuredUrl, password)) return { kind: 'configured', url: configuredUrl }
   try {
     const server = await startRedisServer({ startTimeoutMs: 5000 })
     return { kind: 'private', url: server.url, stop: () => server.stop('SIGTERM') }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisClient } from '../../infra/redis.js'
+import { isCluster, type RedisClient } from '../../infra/redis.js'
 import { GROUP_WIDE_FIELD, type CacheStore } from './store.js'
 
 /** What one invalidation covers in a group: fence fields to move and entries to delete, or the whole group. */
@@ -22,7 +22,9 @@ export type InvalidationListener = (group: string | null) => void
  * - a caller resolves only once a script that started after its call has run, or failed and been remembered;
  *   concurrent calls for one group share one script call (bursts are coalesced);
  * - a failed invalidation is remembered until Redis runs it, and `hasPending(group)` tells the readers to
- *   bypass the cache meanwhile; what is remembered is bounded per group (widened to the whole group);
+ *   bypass the cache meanwhile; what is remembered is bounded per group (widened to the whole group). One that
+ *   ran but that no replica acknowledged in time (the store's WAIT) is remembered the same way, until a replay
+ *   is acknowledged: a failover to that replica would bring the deleted entries back;
  * - listeners hear of every invalidation at once, locally at the call and on other instances through the
  *   channel, so that nobody joins a load that began before it.
  */
@@ -30,8 +32,10 @@ export function createInvalidator (opts: {
   store: CacheStore
   /** The channel every instance publishes its invalidations on (behind the deployment's key prefix). */
   channel: string
-  /** A separate connection for SUBSCRIBE. */
+  /** A separate connection for SUBSCRIBE (SSUBSCRIBE when `sharded`). */
   subscriber: RedisClient | null
+  /** Sharded pub/sub (Redis Cluster): the channel lives on one shard; the store publishes with SPUBLISH. */
+  sharded?: boolean
   fenceKey: (group: string) => string
   /** Every entry key of a group, for a group-wide invalidation. */
   groupKeys: (group: string) => Promise<string[]>
@@ -57,12 +61,14 @@ export function createInvalidator (opts: {
     for (const k of t.keys) into.keys.add(k)
   }
 
-  async function run (group: string, t: Target): Promise<void> {
+  /** Runs an invalidation; false when it ran but no replica acknowledged it in time. */
+  async function run (group: string, t: Target): Promise<boolean> {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
-    await store.invalidate(opts.fenceKey(group), fields, keys)
+    const outcome = await store.invalidate(opts.fenceKey(group), fields, keys)
     // Other instances detach their loads of this group; correctness never depends on it (the fence does).
     await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
+    return outcome === 'applied'
   }
 
   function remember (group: string, t: Target): void {
@@ -87,9 +93,10 @@ export function createInvalidator (opts: {
       if (!store.isAvailable()) break
       const version = r.version
       try {
-        await run(group, r)
-        if (pending.get(group)?.version === version) pending.delete(group)
-        log.info({ group }, 'replayed a failed invalidation')
+        if (await run(group, r)) {
+          if (pending.get(group)?.version === version) pending.delete(group)
+          log.info({ group }, 'replayed a failed invalidation')
+        }
       } catch { /* still failing: retried below */ }
     }
     metrics.pendingInvalidations.set(pending.size)
@@ -101,7 +108,9 @@ export function createInvalidator (opts: {
     if (!batch) return
     queued.delete(group)
     try {
-      await run(group, batch)
+      // Unacknowledged by any replica: the entries are gone from the primary (the emit may go ahead), but this
+      // instance reads the group from PostgreSQL until a replay is acknowledged.
+      if (!await run(group, batch)) remember(group, batch)
     } catch (err) {
       remember(group, batch)
       log.warn({ group, err: (err as Error).message }, 'invalidation failed: the group bypasses the cache until it is replayed')
@@ -122,16 +131,23 @@ export function createInvalidator (opts: {
 
   if (opts.subscriber) {
     const sub = opts.subscriber
-    sub.subscribe(opts.channel).catch((err: Error) => log.warn({ err: err.message }, 'subscribe failed'))
-    sub.on('message', (channel: string, message: string) => {
+    const onMessage = (channel: string, message: string) => {
       if (channel !== opts.channel) return
       try {
         const m = JSON.parse(message) as { group?: unknown, origin?: unknown }
         if (m.origin !== instanceId && typeof m.group === 'string') notify(m.group)
       } catch { /* not ours */ }
-    })
-    // Messages may have been missed while the subscriber was away.
+    }
+    if (opts.sharded) {
+      sub.ssubscribe(opts.channel).catch((err: Error) => log.warn({ err: err.message }, 'ssubscribe failed'))
+      sub.on('smessage', onMessage)
+    } else {
+      sub.subscribe(opts.channel).catch((err: Error) => log.warn({ err: err.message }, 'subscribe failed'))
+      sub.on('message', onMessage)
+    }
+    // Messages may have been missed while the subscriber was away (on a cluster: while a node was).
     sub.on('close', () => notify(null))
+    if (isCluster(sub)) sub.on('-node', () => notify(null))
   }
 
   return {

@@ -25,6 +25,7 @@ export default fp(async function dashboardPlugin (app) {
     store: app.cache,
     channel: `${prefix}cache:invalidate`,
     subscriber: app.redis?.connection('cache-sub') ?? null,
+    sharded: app.redis?.sharded ?? false,
     fenceKey: keys.fence,
     groupKeys: async (orgId) => organizationKeys(keys, orgId, await queries.unitIds(orgId)),
     log: app.log

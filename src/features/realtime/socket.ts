@@ -4,10 +4,14 @@ import { Server, type ServerOptions } from 'socket.io'
 import type { TokenService } from '../auth/tokens.js'
 import type { ChangeEvent } from '../changes/events.js'
 
-export const orgRoom = (orgId: string) => `org:${orgId}`
+/**
+ * An organization's room, `org:{<orgId>}`: the braces are the organization's Redis Cluster hash tag, so the
+ * sharded adapter's channel for the room lives in the same slot as the organization's cache entries.
+ */
+export const orgRoom = (orgId: string) => `org:{${orgId}}`
 
 /**
- * Socket.io on the HTTP server: JWT in the handshake (`auth: { token }`), one `org:<id>` room per
+ * Socket.io on the HTTP server: JWT in the handshake (`auth: { token }`), one `org:{<id>}` room per
  * organization in the token, events emitted to the organization's room. `adapter` fans events out
  * across instances (the Redis adapter); without it events stay on this instance.
  */

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
 import { alerts, sensorReadings, units } from '../../../src/db/schema.js'
 import { createInvalidator } from '../../../src/features/cache/invalidator.js'
+import type { RedisClient } from '../../../src/infra/redis.js'
 import { GROUP_WIDE_FIELD, MAX_KEYS_PER_CALL } from '../../../src/features/cache/store.js'
 import type { ChangeEvent } from '../../../src/features/changes/events.js'
 import { fenceField } from '../../../src/features/dashboard/keys.js'
@@ -436,7 +437,7 @@ describe('fenced writes and single-flight across an invalidation', () => {
   /** A read-through whose cache:invalidate messages never arrive (it does not subscribe). */
   let deaf: Instance
   /** A read-through with a subscriber connection of its own, which a test kills. */
-  let listening: Instance & { sub: Redis, subId: number }
+  let listening: Instance & { sub: RedisClient, subId: number }
   const closers: Array<() => void> = []
   const entry = () => ({ queryType: 'units_status' as const, orgId: f.org.id })
   const setHot = (n: number) => ctx.db.update(units).set({ state: n > 0 ? 'too_hot' : 'normal' }).where(eq(units.id, f.units[0]!.id))
@@ -448,7 +449,7 @@ describe('fenced writes and single-flight across an invalidation', () => {
     return { rt: app.dashboard.readThrough, loads: loadsOf(app.dashboard.metrics), holdNextLoad: holdable(app.dashboard.queries) }
   }
   /** The read-through as the dashboard plugin assembles it (src/features/dashboard/index.ts), over this app's store. */
-  function handBuilt (app: App, subscriber: Redis | null): Instance {
+  function handBuilt (app: App, subscriber: RedisClient | null): Instance {
     const keys = app.dashboard.keys
     const queries = { ...app.dashboard.queries }
     const metrics = createDashboardMetrics(new Registry())
