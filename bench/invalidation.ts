@@ -126,7 +126,7 @@ async function benchSize (admin: Redis, cache: BenchCache, n: number): Promise<R
       current = entriesForEvent(unitUpdate(fx.unitIds[(i * 37) % 700]!))
       await populate(cache, current)
     },
-    call: async () => { await cache.invalidateEntries(fx.orgId, current) },
+    call: () => cache.invalidateEntries(fx.orgId, current),
     commands: ['evalsha', 'eval'],
     iterations: ITERATIONS
   })
@@ -134,7 +134,7 @@ async function benchSize (admin: Redis, cache: BenchCache, n: number): Promise<R
   log(`N=${n}: (c) organization-wide invalidation of the ${fx.unitIds.length} units' keys`)
   const orgWide = await measure(admin, {
     prepare: () => populate(cache, fx.all),
-    call: async () => { await cache.invalidateEntries(fx.orgId, [], { unitIds: fx.unitIds }) },
+    call: () => cache.invalidateEntries(fx.orgId, [], { unitIds: fx.unitIds }),
     commands: ['evalsha', 'eval'],
     iterations: ITERATIONS
   })

@@ -30,8 +30,6 @@ export const envSchema = z.object({
   // Sentinel: the sentinels (host:port, comma-separated) and the name of the primary they monitor.
   REDIS_SENTINELS: hostPorts.optional(),
   REDIS_SENTINEL_NAME: z.string().min(1).max(128).optional(),
-  // Replicas that must hold an invalidation before its event is emitted (WAIT); 1 with Cluster or Sentinel, 0 else.
-  REDIS_WAIT_REPLICAS: intIn(0, 16).optional(),
   REDIS_COMMAND_TIMEOUT_MS: intIn(10, 10_000).default(250),
   CACHE_TTL_SECONDS: intIn(1, 86_400).default(60),
   // Every key and channel coldboard uses starts with it, so deployments sharing a Redis never meet.
@@ -58,11 +56,6 @@ export interface Config extends Env {
   /** Fastify's trustProxy: whose X-Forwarded-For to believe (client addresses drive rate limits). */
   trustProxy: boolean | number | string[]
   redis: RedisTarget | null
-  /**
-   * Replicas that must acknowledge an invalidation (WAIT) before its event is emitted, and how long to wait:
-   * REDIS_WAIT_REPLICAS (1 with Cluster or Sentinel, 0 for one server), half of REDIS_COMMAND_TIMEOUT_MS.
-   */
-  redisWait: { replicas: number, timeoutMs: number }
   /** BullMQ's prefix: QUEUE_PREFIX, else derived from REDIS_KEY_PREFIX (with a {hash tag} on a cluster). */
   queuePrefix: string
 }
@@ -98,10 +91,6 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     trustProxy,
     corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
     redis,
-    redisWait: {
-      replicas: cfg.REDIS_WAIT_REPLICAS ?? (redis === null || 'url' in redis ? 0 : 1),
-      timeoutMs: Math.max(1, Math.floor(cfg.REDIS_COMMAND_TIMEOUT_MS / 2))
-    },
     queuePrefix: queuePrefix(cfg, redis !== null && 'cluster' in redis)
   }
 }

@@ -4,9 +4,9 @@ import { Registry } from 'prom-client'
 import type { Redis } from 'ioredis'
 import type { RedisTarget } from '../../src/config.js'
 import { createRedisInfra } from '../../src/infra/redis.js'
-import { createFailurePolicy } from '../../src/features/cache/failure-policy.js'
+import { connectCacheStore } from '../../src/features/cache/connect.js'
 import { createCacheMetrics } from '../../src/features/cache/metrics.js'
-import { GROUP_WIDE_FIELD, createCacheStore, type CacheStore, type InvalidationOutcome, type ReplicationWait } from '../../src/features/cache/store.js'
+import { GROUP_WIDE_FIELD, type CacheStore } from '../../src/features/cache/store.js'
 import { createDashboardKeys, fenceField, type DashboardKeys } from '../../src/features/dashboard/keys.js'
 import type { Entry } from '../../src/features/dashboard/query-types.js'
 import { organizationKeys } from '../../src/features/dashboard/read-through.js'
@@ -19,22 +19,16 @@ export interface BenchCache {
   store: CacheStore
   keys: DashboardKeys
   /** What the read-through runs for these entries (or, orgWide, for the whole organization of `unitIds`). */
-  invalidateEntries (orgId: string, entries: Entry[], orgWide?: { unitIds: string[] }): Promise<InvalidationOutcome>
+  invalidateEntries (orgId: string, entries: Entry[], orgWide?: { unitIds: string[] }): Promise<void>
   close (): Promise<void>
 }
 
-/**
- * The cache store on connections configured exactly like the app's: a Redis URL or any target (a cluster); with
- * `replication`, invalidations run on a connection of their own and WAIT for that many replicas, as in the app.
- */
-export async function benchCache (target: string | RedisTarget, ttlSeconds = 60, replication?: ReplicationWait): Promise<BenchCache> {
+/** The cache store on connections configured exactly like the app's, for a Redis URL or any target (a cluster). */
+export async function benchCache (target: string | RedisTarget, ttlSeconds = 60): Promise<BenchCache> {
   const log = pino({ level: 'silent' })
   const infra = createRedisInfra({ target: typeof target === 'string' ? { url: target } : target, commandTimeoutMs: 250, log })
-  const conn = infra.connection('cache')
-  const writer = replication && replication.replicas > 0 ? infra.connection('cache-write') : conn
-  await waitFor(() => conn.status === 'ready' && writer.status === 'ready', 10_000, 'cache connection')
-  const metrics = createCacheMetrics(new Registry())
-  const store = createCacheStore({ redis: conn, writer, ttlSeconds, metrics, failures: createFailurePolicy({ metrics, log }), replication, sharded: infra.sharded })
+  const { store, connection, writer } = connectCacheStore({ redis: infra, ttlSeconds, metrics: createCacheMetrics(new Registry()), log })
+  await waitFor(() => connection!.status === 'ready' && writer!.status === 'ready', 10_000, 'cache connection')
   const keys = createDashboardKeys(BENCH_PREFIX)
   return {
     store,

@@ -7,8 +7,9 @@ declare module 'fastify' {
 }
 
 /**
- * What each connection is for. `cache-write` carries the invalidations (and their WAIT for a replica), so that a
- * WAIT, which blocks its connection, never holds up a dashboard read on `cache`.
+ * What each connection is for. On a cluster `cache-write` carries the invalidations and follows MOVED and ASK,
+ * while `cache` (entries read and written) follows no redirection: the failover fence checks the primary a
+ * command goes to before it is sent (src/features/cache/failover-fence.ts). Elsewhere `cache` does both.
  */
 export type RedisPurpose = 'cache' | 'cache-write' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
 /** A connection as the cache, the queue and the real-time layer use it: one server (standalone or Sentinel) or a cluster. */
@@ -68,8 +69,13 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
         clusterRetryStrategy: (attempt) => retryStrategy!(attempt) ?? 2000,
         slotsRefreshInterval: SLOTS_REFRESH_MS,
         // A command for a node that went away fails at once (the read falls back to PostgreSQL) instead of being
-        // retried for up to maxRedirections × 100 ms; MOVED and ASK are still followed at once.
-        ...(fast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 20, maxRedirections: 6 } : {}),
+        // retried for up to maxRedirections × 100 ms; MOVED and ASK are still followed at once. No ready check: it
+        // is a command like any other, and without an offline queue it fails while the nodes of the slot map are
+        // still connecting (always so when the configured nodes are not the addresses the cluster announces).
+        ...(fast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 20, maxRedirections: 6, enableReadyCheck: false } : {}),
+        // Entries are read and written only on the primary the slot map names, which the failover fence checked
+        // just before: no MOVED, ASK or retry may carry a command elsewhere (it fails; the read uses PostgreSQL).
+        ...(purpose === 'cache' ? { maxRedirections: 0 } : {}),
         // SSUBSCRIBE goes to the shard that owns the channel's slot, and follows it through failovers.
         ...(subscriber ? { shardedSubscribers: true } : {}),
         redisOptions: nodeOptions

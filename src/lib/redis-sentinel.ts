@@ -12,7 +12,7 @@ export interface SentinelGroupOptions {
   /** How long a silent primary takes to be considered down (down-after-milliseconds). */
   downAfterMs?: number
   /** The port the replica replicates from (a proxy in front of the primary, say); the primary's own by default. */
-  replicateFrom?: (primaryPort: number) => number
+  replicateFrom?: (primaryPort: number) => number | Promise<number>
 }
 
 /**
@@ -29,7 +29,7 @@ export async function startSentinelGroup (opts: SentinelGroupOptions = {}) {
   try {
     const primary = await startRedisServer({ password: opts.password, args: ['--dir', dir, ...auth] })
     started.push(primary)
-    const from = opts.replicateFrom?.(primary.port) ?? primary.port
+    const from = opts.replicateFrom ? await opts.replicateFrom(primary.port) : primary.port
     const replica = await startRedisServer({ password: opts.password, args: ['--dir', dir, ...auth, '--replicaof', '127.0.0.1', String(from)] })
     started.push(replica)
     const sentinels: RedisServer[] = []

@@ -62,6 +62,11 @@ describe('on a Redis Cluster', () => {
     expect(stored!.n).toBe(figures.readingsSent)
   }, 120_000)
 
+  it('computes the slot of a key as the cluster does (hash tags included)', async () => {
+    const keys = ['', 'a', 'foo', '{user1000}.following', 'foo{}{bar}', 'foo{{bar}}zap', 'foo{bar}{zap}', '{}x', 'x{', `${prefix}dashboard:gen:org:{8f7d1c2e-0000-4000-8000-000000000001}`, 'ünïcödé{ö}', `${prefix}socket.io#/#org:{8f7d1c2e-0000-4000-8000-000000000001}#`]
+    for (const key of keys) expect(clusterSlot(key), key).toBe(Number(await cluster.on(cluster.ports[0]!, 'CLUSTER', 'KEYSLOT', key)))
+  })
+
   it('an organization\'s keys share one slot, the queue\'s keys another, and the organization\'s events one shard\'s channel', async () => {
     const f = await createOrgFixture(db.db, { units: 2 })
     const auth = { authorization: `Bearer ${token(f)}` }

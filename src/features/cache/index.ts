@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import { createFailurePolicy } from './failure-policy.js'
+import { connectCacheStore } from './connect.js'
 import { createCacheMetrics } from './metrics.js'
-import { createCacheStore, setCacheStore, type CacheStore } from './store.js'
+import { setCacheStore, type CacheStore } from './store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,21 +18,8 @@ declare module 'fastify' {
  */
 export default fp(async function cachePlugin (app) {
   const log = app.log.child({ component: 'cache' })
-  const connection = app.redis?.connection('cache') ?? null
-  const replication = app.config.redisWait
-  // Invalidations that WAIT for a replica get a connection of their own: a WAIT blocks its connection, and the
-  // dashboard reads on `cache` must not queue behind it. Without replicas to wait for, one connection does both.
-  const writer = app.redis && replication.replicas > 0 ? app.redis.connection('cache-write') : connection
   const metrics = createCacheMetrics(app.metrics.registry)
-  const cache = createCacheStore({
-    redis: connection,
-    writer,
-    ttlSeconds: app.config.CACHE_TTL_SECONDS,
-    metrics,
-    failures: createFailurePolicy({ metrics, log }),
-    replication,
-    sharded: app.redis?.sharded ?? false
-  })
+  const { store: cache, connection } = connectCacheStore({ redis: app.redis, ttlSeconds: app.config.CACHE_TTL_SECONDS, metrics, log })
   setCacheStore(cache)
   app.decorate('cache', cache)
   const policy = { maxmemoryPolicy: null as string | null }

@@ -22,9 +22,7 @@ export type InvalidationListener = (group: string | null) => void
  * - a caller resolves only once a script that started after its call has run, or failed and been remembered;
  *   concurrent calls for one group share one script call (bursts are coalesced);
  * - a failed invalidation is remembered until Redis runs it, and `hasPending(group)` tells the readers to
- *   bypass the cache meanwhile; what is remembered is bounded per group (widened to the whole group). One that
- *   ran but that no replica acknowledged in time (the store's WAIT) is remembered the same way, until a replay
- *   is acknowledged: a failover to that replica would bring the deleted entries back;
+ *   bypass the cache meanwhile; what is remembered is bounded per group (widened to the whole group);
  * - listeners hear of every invalidation at once, locally at the call and on other instances through the
  *   channel, so that nobody joins a load that began before it.
  */
@@ -61,14 +59,12 @@ export function createInvalidator (opts: {
     for (const k of t.keys) into.keys.add(k)
   }
 
-  /** Runs an invalidation; false when it ran but no replica acknowledged it in time. */
-  async function run (group: string, t: Target): Promise<boolean> {
+  async function run (group: string, t: Target): Promise<void> {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
-    const outcome = await store.invalidate(opts.fenceKey(group), fields, keys)
+    await store.invalidate(opts.fenceKey(group), fields, keys)
     // Other instances detach their loads of this group; correctness never depends on it (the fence does).
     await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
-    return outcome === 'applied'
   }
 
   function remember (group: string, t: Target): void {
@@ -93,10 +89,9 @@ export function createInvalidator (opts: {
       if (!store.isAvailable()) break
       const version = r.version
       try {
-        if (await run(group, r)) {
-          if (pending.get(group)?.version === version) pending.delete(group)
-          log.info({ group }, 'replayed a failed invalidation')
-        }
+        await run(group, r)
+        if (pending.get(group)?.version === version) pending.delete(group)
+        log.info({ group }, 'replayed a failed invalidation')
       } catch { /* still failing: retried below */ }
     }
     metrics.pendingInvalidations.set(pending.size)
@@ -108,9 +103,7 @@ export function createInvalidator (opts: {
     if (!batch) return
     queued.delete(group)
     try {
-      // Unacknowledged by any replica: the entries are gone from the primary (the emit may go ahead), but this
-      // instance reads the group from PostgreSQL until a replay is acknowledged.
-      if (!await run(group, batch)) remember(group, batch)
+      await run(group, batch)
     } catch (err) {
       remember(group, batch)
       log.warn({ group, err: (err as Error).message }, 'invalidation failed: the group bypasses the cache until it is replayed')

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isCluster, type RedisClient } from '../../infra/redis.js'
-import { clusterSlot } from '../../lib/cluster-slot.js'
+import type { FailoverFence } from './failover-fence.js'
 import type { FailurePolicy } from './failure-policy.js'
 import type { CacheMetrics } from './metrics.js'
 import { scripts } from './scripts.js'
@@ -13,16 +13,6 @@ export const MAX_KEYS_PER_CALL = 500
 /** The tokens a load read before it began, to store its result only if they have not moved since. */
 export interface Fence { hashKey: string, field: string, tokens: [string, string] }
 export type FencedSetResult = 'stored' | 'fenced' | 'error'
-/**
- * `applied`: the invalidation ran, and as many replicas as required acknowledged it (WAIT). `unreplicated`: it ran
- * on the primary but no replica acknowledged it in time, so a failover could still bring its entries back.
- */
-export type InvalidationOutcome = 'applied' | 'unreplicated'
-
-/** Replicas that must acknowledge an invalidation (WAIT), and the longest wait; 0 replicas: no WAIT at all. */
-export interface ReplicationWait { replicas: number, timeoutMs: number }
-/** After a WAIT that timed out, how long invalidations on that primary skip it (a replay probes again after). */
-export const REPLICA_PROBE_MS = 1000
 
 interface ScriptedRedis {
   cbSetFenced (...args: Array<string | number | Buffer>): Promise<number>
@@ -43,20 +33,23 @@ export const fenceTtlSeconds = (ttl: number) => Math.max(600, 10 * ttl)
  */
 export function createCacheStore (opts: {
   redis: RedisClient | null
-  /** The connection invalidations run on (the WAIT blocks it); `redis` when absent. */
+  /**
+   * The connection invalidations and publications go over; `redis` when absent. On a cluster it is another
+   * client, one that follows MOVED and ASK (the `redis` one follows none: see the failover fence).
+   */
   writer?: RedisClient | null
   ttlSeconds: number
   metrics: CacheMetrics
   failures: FailurePolicy
-  /** Replicas that must hold an invalidation before it counts as done (docs/scaling.md). */
-  replication?: ReplicationWait
+  /** Whether an entry's primary may be used now (src/features/cache/failover-fence.ts); always, when absent. */
+  failover?: FailoverFence
   /** Sharded pub/sub (SPUBLISH) on a Redis Cluster, so that a message goes to one shard, not to every node. */
   sharded?: boolean
 }) {
   const { ttlSeconds, failures, metrics } = opts
   const redis = opts.redis
   const writer = opts.writer ?? redis
-  const replication = opts.replication ?? { replicas: 0, timeoutMs: 0 }
+  const failover = opts.failover
   for (const conn of new Set([redis, writer])) {
     conn?.defineCommand(scripts.setFenced.name, { lua: scripts.setFenced.lua })
     conn?.defineCommand(scripts.invalidate.name, { lua: scripts.invalidate.lua })
@@ -65,27 +58,8 @@ export function createCacheStore (opts: {
   const scriptedWriter = writer as unknown as ScriptedRedis
   const ready = (): boolean => redis !== null && redis.status === 'ready'
   const writerReady = (): boolean => writer !== null && writer.status === 'ready'
-
-  // Per primary: until when invalidations skip the WAIT because the last one timed out (its replica is gone or
-  // far behind). Bounds the cost of a missing replica to one WAIT timeout per primary every REPLICA_PROBE_MS.
-  const skipWaitUntil = new Map<string, number>()
-  const primaryOf = (key: string): string => writer && isCluster(writer) ? (writer.slots[clusterSlot(key)]?.[0] ?? 'unknown') : 'primary'
-
-  /**
-   * The invalidation's script calls, then WAIT, in one pipeline on one connection: WAIT counts the replicas that
-   * hold every write this connection made, so it must follow the scripts on the very socket they went over (on a
-   * cluster, a pipeline goes to the one node that owns the group's slot). EVAL rather than EVALSHA, so that no
-   * NOSCRIPT retry can slip out of the pipeline; Redis keeps the compiled script either way.
-   */
-  async function scriptsThenWait (calls: Array<Array<string | number>>): Promise<number> {
-    const p = writer!.pipeline()
-    for (const args of calls) p.eval(scripts.invalidate.lua, ...(args as [number, ...Array<string | number>]))
-    p.call('WAIT', replication.replicas, replication.timeoutMs)
-    const results = await p.exec()
-    if (!results) throw new Error('pipeline discarded')
-    for (const [err] of results) if (err) throw err
-    return Number(results.at(-1)![1])
-  }
+  /** Entries under `key` may be used now: connected, and (after a failover) its primary is trusted again. */
+  const usable = (key: string): boolean => ready() && (failover === undefined || failover.allows(key))
 
   const store = {
     ttlSeconds,
@@ -95,18 +69,20 @@ export function createCacheStore (opts: {
     isEnabled: () => redis !== null,
     /** Connected and ready now. */
     isAvailable: ready,
+    /** A failover fence keeps this key's entries unused for now (its primary changed less than a TTL ago). */
+    isFenced: (key: string): boolean => ready() && failover !== undefined && !failover.allows(key),
     /** Called on every (re)connection. */
     onReady (listener: () => void): void { redis?.on('ready', listener) },
 
     /** The stored bytes: null when absent, undefined when the cache cannot answer. */
     async get (key: string): Promise<Buffer | null | undefined> {
-      if (!ready()) return undefined
+      if (!usable(key)) return undefined
       return failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
     },
 
     /** SET … EX; false when the cache could not store it. */
     async set (key: string, value: string | Buffer, ttl = ttlSeconds): Promise<boolean> {
-      if (!ready()) return false
+      if (!usable(key)) return false
       return failures.attempt('set', false, async () => { await redis!.set(key, value, 'EX', ttl); return true })
     },
 
@@ -117,14 +93,14 @@ export function createCacheStore (opts: {
 
     /** The tokens to read before a load; null when the cache cannot answer (then nothing is stored). */
     async readFence (hashKey: string, field: string): Promise<Fence | null> {
-      if (!ready()) return null
+      if (!usable(hashKey)) return null
       const tokens = await failures.attempt<Array<string | null> | null>('fence', null, () => redis!.hmget(hashKey, field, GROUP_WIDE_FIELD))
       return tokens ? { hashKey, field, tokens: [tokens[0] ?? '', tokens[1] ?? ''] } : null
     },
 
     /** SET … EX ttl, unless an invalidation moved the fence since `readFence`. */
     async setFenced (fence: Fence, key: string, value: string | Buffer, ttl = ttlSeconds): Promise<FencedSetResult> {
-      if (!ready()) return 'error'
+      if (!usable(key)) return 'error'
       return failures.attempt<FencedSetResult>('set', 'error', async () => {
         const stored = await scripted.cbSetFenced(2, fence.hashKey, key, fence.field, fence.tokens[0], fence.tokens[1], value, ttl)
         return stored === 1 ? 'stored' : 'fenced'
@@ -133,40 +109,35 @@ export function createCacheStore (opts: {
 
     /**
      * Moves the fence fields of a group (GROUP_WIDE_FIELD for all of it), then deletes the given keys, at most
-     * MAX_KEYS_PER_CALL per script call; with `replication`, then waits for that many replicas to hold it.
-     * Throws when Redis cannot run it: the caller must remember the failure. `unreplicated` (it ran, no replica
-     * acknowledged it in time): the caller must treat the group as not invalidated everywhere yet.
+     * MAX_KEYS_PER_CALL per script call. Throws when Redis cannot run it: the caller must remember the failure.
      */
-    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<InvalidationOutcome> {
+    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<void> {
       if (!ready() || !writerReady()) {
         failures.report('invalidate', new Error('cache connection not ready'))
         throw new Error('cache unavailable')
       }
       const token = randomBytes(9).toString('base64url')
       const ttl = fenceTtlSeconds(ttlSeconds)
-      // The fence moves in the first call, before any entry is deleted.
-      const calls: Array<Array<string | number>> = []
-      for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_CALL) {
-        const batch = keys.slice(i, i + MAX_KEYS_PER_CALL)
-        calls.push([1 + batch.length, hashKey, ...batch, token, ttl, ...(i === 0 ? fields : [])])
-      }
-      if (replication.replicas === 0) {
-        await failures.required('invalidate', async () => { for (const args of calls) await scriptedWriter.cbInvalidate(...args) })
-        return 'applied'
-      }
-      const primary = primaryOf(hashKey)
-      if ((skipWaitUntil.get(primary) ?? 0) > Date.now()) {
-        await failures.required('invalidate', async () => { for (const args of calls) await scriptedWriter.cbInvalidate(...args) })
-        return 'unreplicated'
-      }
-      const acked = await failures.required('invalidate', () => scriptsThenWait(calls))
-      if (acked >= replication.replicas) {
-        skipWaitUntil.delete(primary)
-        return 'applied'
-      }
-      skipWaitUntil.set(primary, Date.now() + REPLICA_PROBE_MS)
-      failures.report('replicate', new Error(`${acked} of ${replication.replicas} replicas acknowledged within ${replication.timeoutMs} ms`), { primary })
-      return 'unreplicated'
+      await failures.required('invalidate', async () => {
+        // The fence moves in the first call, before any entry is deleted.
+        for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_CALL) {
+          const batch = keys.slice(i, i + MAX_KEYS_PER_CALL)
+          const movedFields = i === 0 ? fields : []
+          try {
+            await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...movedFields)
+          } catch (err) {
+            // A slot half-way through a migration refuses a script whose keys are split between two nodes
+            // (TRYAGAIN, after the retries). The same steps one key at a time each follow ASK: the fence first,
+            // then the entries, so no load that read the fence before can store over them.
+            if (!/TRYAGAIN/.test((err as Error).message)) throw err
+            if (movedFields.length > 0) {
+              await writer!.hset(hashKey, Object.fromEntries(movedFields.map((f) => [f, token])))
+              await writer!.expire(hashKey, ttl)
+            }
+            await Promise.all(batch.map((k) => writer!.unlink(k)))
+          }
+        }
+      })
     },
 
     /** PUBLISH (SPUBLISH on a cluster); false when it could not be sent. */
@@ -185,9 +156,9 @@ export function createCacheStore (opts: {
      * answers true survive (fences).
      */
     async invalidatePattern (pattern: string, keep: (key: string) => boolean = () => false): Promise<number> {
-      if (!ready()) return 0
+      if (!writerReady()) return 0
       return failures.attempt('invalidate_pattern', 0, async () => {
-        const client = redis!
+        const client = writer!
         let deleted = 0
         for (const node of isCluster(client) ? client.nodes('master') : [client]) {
           let cursor = '0'

@@ -3,7 +3,7 @@ import { metricsOn, slowBuckets } from '../../infra/metrics.js'
 import { queryTypeNames } from './query-types.js'
 
 /** Why a read was served without the cache: the `reason` label of dashboard_cache_bypass_total. */
-export const bypassReasons = ['disabled', 'unavailable', 'error', 'pending_invalidation', 'refresh'] as const
+export const bypassReasons = ['disabled', 'unavailable', 'error', 'pending_invalidation', 'failover', 'refresh'] as const
 export type BypassReason = typeof bypassReasons[number]
 
 /** The dashboard's read metrics; the `query_type` series come from the registry (query-types.ts). */

@@ -28,7 +28,8 @@ interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
  *   read PostgreSQL before an invalidation never writes its result back;
  * - a request never joins a load that began before an invalidation it could know of: every invalidation, local
  *   or from another instance, detaches the organization's loads, and a joiner whose load was fenced loads again;
- * - an organization with an invalidation that Redis has not run yet is served from PostgreSQL.
+ * - an organization with an invalidation that Redis has not run yet is served from PostgreSQL, and so is one
+ *   whose entries sit on a primary that replaced another less than a TTL ago (the failover fence).
  */
 export function createReadThrough (opts: {
   store: CacheStore
@@ -130,6 +131,8 @@ export function createReadThrough (opts: {
       const key = keys.entry(e)
       if (!store.isAvailable()) return result(await bypass(e, store.isEnabled() ? 'unavailable' : 'disabled'), 'bypass')
       if (invalidator.hasPending(e.orgId)) return result(await bypass(e, 'pending_invalidation'), 'bypass')
+      // The primary holding the organization's entries changed less than a TTL ago (docs/scaling.md).
+      if (store.isFenced(key)) return result(await bypass(e, 'failover'), 'bypass')
       if (o.refresh) {
         // Skips the stored copy but shares a load in flight: any viewer may send no-cache, and a load that an
         // event made stale has been detached or is fenced (and reloaded), so joining it is safe.

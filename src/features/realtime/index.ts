@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter'
-import type { Redis } from 'ioredis'
 import type { RedisClient } from '../../infra/redis.js'
 import { createRealtime, type Realtime } from './socket.js'
 
@@ -24,6 +23,10 @@ export default fp(async function realtimePlugin (app) {
     const prefix = `${app.config.REDIS_KEY_PREFIX}socket.io`
     if (app.redis.sharded) {
       catchFailures(pub, 'spublish', log)
+      // The adapter subscribes per room as clients come and go, and leaves those promises unhandled; ioredis
+      // subscribes again to every channel once the shard is back (after a failover, on the promoted replica).
+      catchFailures(sub, 'ssubscribe', log)
+      catchFailures(sub, 'sunsubscribe', log)
       adapter = createShardedAdapter(pub, sub, { channelPrefix: prefix, subscriptionMode: 'dynamic' })
     } else {
       catchFailures(pub, 'publish', log)
@@ -44,14 +47,15 @@ export default fp(async function realtimePlugin (app) {
 }, { name: 'realtime', dependencies: ['core', 'auth', 'redis'], decorators: { fastify: ['config', 'metrics', 'redis', 'tokens'] } })
 
 /**
- * The classic adapter does not handle a failed PUBLISH; while Redis is down, local clients still get the event and
- * other instances miss it, which must not become an unhandled rejection (nor, for the sharded one, go unlogged).
+ * The adapters leave some Redis promises unhandled (the classic one a failed PUBLISH, the sharded one its
+ * SSUBSCRIBE/SUNSUBSCRIBE). While Redis is down, local clients still get the event and other instances miss it;
+ * that must be logged, not become an unhandled rejection.
  */
-function catchFailures (pub: RedisClient, command: 'publish' | 'spublish', log: { warn: (o: object, m: string) => void }): void {
-  const send = (pub[command] as Redis['publish']).bind(pub) as (channel: string, message: string | Buffer) => Promise<number>
-  ;(pub as unknown as Record<string, unknown>)[command] = (channel: string, message: string | Buffer) =>
-    send(channel, message).catch((err: Error) => {
-      log.warn({ err: err.message }, 'socket.io fan-out publish failed')
+function catchFailures (conn: RedisClient, command: 'publish' | 'spublish' | 'ssubscribe' | 'sunsubscribe', log: { warn: (o: object, m: string) => void }): void {
+  const send = (conn[command] as (...args: unknown[]) => Promise<unknown>).bind(conn)
+  ;(conn as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
+    send(...args).catch((err: Error) => {
+      log.warn({ err: err.message, command }, 'socket.io fan-out command failed')
       return 0
     })
 }

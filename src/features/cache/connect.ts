@@ -1,0 +1,41 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisInfra } from '../../infra/redis.js'
+import { createFailoverFence } from './failover-fence.js'
+import { createFailurePolicy } from './failure-policy.js'
+import type { CacheMetrics } from './metrics.js'
+import { createCacheStore } from './store.js'
+
+/**
+ * The cache store on its connections, as the app runs it for the deployment's Redis: one connection for one
+ * server or Sentinel; on a cluster a second client for invalidations (it follows MOVED and ASK, the entries' does
+ * not), sharded pub/sub, and the failover fence watching slots (a cluster) or the primary's address (Sentinel).
+ */
+export function connectCacheStore (opts: { redis: RedisInfra | null, ttlSeconds: number, metrics: CacheMetrics, log: FastifyBaseLogger }) {
+  const { redis, metrics, log, ttlSeconds } = opts
+  const connection = redis?.connection('cache') ?? null
+  const mode = redis?.mode ?? 'standalone'
+  const writer = redis && mode === 'cluster' ? redis.connection('cache-write') : connection
+  const seen = new Set<string>()
+  const failover = createFailoverFence({
+    redis: connection,
+    watch: mode === 'cluster' ? 'slots' : mode === 'sentinel' ? 'address' : 'none',
+    fenceMs: ttlSeconds * 1000,
+    onFenced: (from, to) => {
+      metrics.failoverFences.inc()
+      // Once per change of primary (a cluster failover fences thousands of slots, one by one as they are used).
+      if (seen.has(`${from}>${to}`)) return
+      seen.add(`${from}>${to}`)
+      log.warn({ from, to, seconds: ttlSeconds }, 'Redis primary replaced (failover or slot move): its entries go unused for one TTL')
+    }
+  })
+  const store = createCacheStore({
+    redis: connection,
+    writer,
+    ttlSeconds,
+    metrics,
+    failures: createFailurePolicy({ metrics, log }),
+    failover,
+    sharded: redis?.sharded ?? false
+  })
+  return { store, connection, writer }
+}

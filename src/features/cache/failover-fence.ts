@@ -1,0 +1,79 @@
+import { isCluster, type RedisClient } from '../../infra/redis.js'
+import { clusterSlot } from '../../lib/cluster-slot.js'
+
+/**
+ * Where a failover can be seen: `slots`, a Redis Cluster (the primary that owns each slot); `address`, a primary
+ * found through Sentinel (the address the connection reached); `none`, one server (it cannot fail over).
+ */
+export type FailoverWatch = 'slots' | 'address' | 'none'
+
+export interface FailoverFence {
+  /** `key`'s primary is the one this instance trusts, and entries may be read and written there now. */
+  allows (key: string): boolean
+}
+
+/**
+ * The failover fence (docs/scaling.md). A promoted replica may lack invalidations its old primary acknowledged
+ * (asynchronous replication) or never ran (it was unreachable, and the instance that failed to run them emitted
+ * its events anyway and replays them only once it reaches the new primary itself). So an instance trusts the
+ * primary it first sees for each slot (for the whole server behind Sentinel); when a read or write finds another
+ * primary there, it uses no entry of that slot for `fenceMs` (CACHE_TTL_SECONDS): no read, no write, dashboards
+ * from PostgreSQL. Every entry the new primary inherited was written before the failover, so all of them have
+ * expired by the time the fence lifts, and nothing was written meanwhile by an instance that saw the change.
+ * The check runs before each command is sent, on the routing the connection is about to use (the cache
+ * connection follows no redirection, so a command never lands on a primary it did not check).
+ */
+export function createFailoverFence (opts: {
+  redis: RedisClient | null
+  watch: FailoverWatch
+  fenceMs: number
+  now?: () => number
+  /** A new primary was found where another was trusted (once per slot on a cluster). */
+  onFenced?: (from: string, to: string) => void
+}): FailoverFence {
+  const { redis, fenceMs } = opts
+  const now = opts.now ?? (() => performance.now())
+  if (redis === null || opts.watch === 'none') return { allows: () => true }
+
+  if (opts.watch === 'slots') {
+    if (!isCluster(redis)) throw new Error('slot watching needs a cluster connection')
+    const trusted: Array<string | undefined> = new Array(16384)
+    const fencedUntil = new Float64Array(16384)
+    return {
+      allows (key: string): boolean {
+        const slot = clusterSlot(key)
+        const owner = redis.slots[slot]?.[0]
+        // No known primary for the slot: the command would fail anyway.
+        if (owner === undefined) return false
+        const before = trusted[slot]
+        if (before !== owner) {
+          trusted[slot] = owner
+          if (before !== undefined) {
+            fencedUntil[slot] = now() + fenceMs
+            opts.onFenced?.(before, owner)
+          }
+        }
+        return fencedUntil[slot]! <= now()
+      }
+    }
+  }
+
+  if (isCluster(redis)) throw new Error('address watching needs a single-server connection')
+  let trusted: string | undefined
+  let fencedUntil = 0
+  return {
+    allows (): boolean {
+      const stream = redis.stream as { remoteAddress?: string, remotePort?: number } | undefined
+      if (!stream?.remoteAddress) return false
+      const address = `${stream.remoteAddress}:${stream.remotePort}`
+      if (trusted !== address) {
+        if (trusted !== undefined) {
+          fencedUntil = now() + fenceMs
+          opts.onFenced?.(trusted, address)
+        }
+        trusted = address
+      }
+      return fencedUntil <= now()
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { eq, sql } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { App } from '../../src/app.js'
+import { alerts, units } from '../../src/db/schema.js'
+import { rows } from '../../src/infra/postgres.js'
+import { clusterSlot } from '../../src/lib/cluster-slot.js'
+import { buildTestApp, newPrefix } from '../helpers/fixture.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+import { connectClient, runEventStream } from '../helpers/event-stream.js'
+import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
+import { freePort, startRedisCluster, startTcpProxy, waitFor, type RedisClusterHandle } from '../helpers/redis.js'
+
+type Proxy = Awaited<ReturnType<typeof startTcpProxy>>
+
+/**
+ * Fresh through a failover on a real Redis Cluster (3 primaries, 3 replicas). Each node is announced through a TCP
+ * proxy, so that a test can slow the replication stream of one shard (only the connections its replica opened)
+ * while clients go through untouched; a primary is killed with SIGKILL and its replica promoted by the cluster.
+ */
+describe('Redis Cluster failover', () => {
+  let db: TestDatabase
+  let cluster: RedisClusterHandle
+  const proxies = new Map<number, Proxy>()
+  const apps: App[] = []
+
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    const ports: number[] = []
+    while (ports.length < 6) {
+      const p = await freePort()
+      if (p + 10000 < 65536 && !ports.includes(p)) ports.push(p)
+    }
+    for (const p of ports) proxies.set(p, await startTcpProxy(p))
+    cluster = await startRedisCluster({ ports, announcePort: (p) => proxies.get(p)!.port })
+  }, 120_000)
+  afterAll(async () => {
+    for (const app of apps) await app.close()
+    await cluster?.stop()
+    for (const p of proxies.values()) await p.close()
+    await db?.drop()
+  })
+
+  /** Two instances on the cluster: A runs the worker. Closed at the end of the test that made them. */
+  async function instances (o: { prefix: string, env?: Record<string, string> }): Promise<Array<{ app: App, base: string }>> {
+    const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, ...o.env }
+    const out: Array<{ app: App, base: string }> = []
+    for (const worker of [true, false]) {
+      const app = await buildTestApp({ database: db, prefix: o.prefix, env, worker })
+      apps.push(app)
+      out.push({ app, base: await app.listen({ port: 0, host: '127.0.0.1' }) })
+    }
+    await waitFor(() => out.every((i) => i.app.cache.isAvailable()), 20_000, 'cluster connections')
+    return out
+  }
+  async function closeAll (): Promise<void> {
+    for (const app of apps.splice(0)) await app.close()
+  }
+  async function recover (killed: number): Promise<void> {
+    for (const p of proxies.values()) p.setReplicationDelay(0)
+    await cluster.restart(killed)
+    await cluster.waitHealthy({ fullyReplicated: true, timeoutMs: 60_000 })
+  }
+
+  it('a replica that missed the last invalidation is promoted: no read serves the entry it still holds', async () => {
+    // The org's replica lags 150 ms behind its primary; a change is made through A; the moment A's client hears of
+    // it, the primary is killed and the replica, promoted, is all that is left — without the invalidation.
+    const [A, B] = await instances({ prefix: newPrefix(), env: { CACHE_TTL_SECONDS: '10' } })
+    const f = await createOrgFixture(db.db, { units: 1 })
+    const [alert] = await db.db.insert(alerts).values({
+      organizationId: f.org.id, unitId: f.units[0]!.id, type: 'temperature_excursion', severity: 'warning', status: 'active', threshold: 'temp_max', triggerTemperature: 9
+    }).returning()
+    await A!.app.dashboard.readThrough.invalidate({ organizationId: f.org.id, events: [], orgWide: true })
+    const headers = { authorization: `Bearer ${A!.app.tokens.sign({ sub: 'manager', orgs: { [f.org.id]: 'manager' } })}` }
+    const readB = async () => {
+      const res = await fetch(`${B!.base}/api/orgs/${f.org.id}/dashboard/alerts/count`, { headers })
+      return { status: res.status, body: await res.json() as Record<string, number>, cache: res.headers.get('x-cache') }
+    }
+    await readB()
+    expect((await readB()).cache).toBe('hit') // B holds the pre-change entry: { unresolved: 1, acknowledged: 0 }
+
+    const entryKey = A!.app.dashboard.keys.entry({ queryType: 'alerts_count', orgId: f.org.id })
+    const primary = await cluster.primaryOf(entryKey)
+    const [replica] = await cluster.replicasOf(primary)
+    expect(replica).toBeDefined()
+    proxies.get(primary)!.setReplicationDelay(150)
+
+    const socket = await connectClient(A!.base, A!.app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } }))
+    const killed = new Promise<void>((resolve) => socket.once('alertAcknowledged', () => { void cluster.kill(primary).then(resolve) }))
+    const res = await fetch(`${A!.base}/api/orgs/${f.org.id}/alerts/${alert!.id}/acknowledge`, { method: 'POST', headers })
+    expect(res.status).toBe(200)
+    await killed
+    socket.disconnect()
+
+    // B, read by a client that was told, until caching is back: every answer must show the acknowledgement.
+    const seen: Array<{ cache: string | null, body: Record<string, number> }> = []
+    let survivor: unknown = null
+    await waitFor(async () => {
+      const r = await readB()
+      expect(r.status).toBe(200)
+      seen.push({ cache: r.cache, body: r.body })
+      // The promoted replica really holds the pre-change entry (what a plain GET would have served).
+      if (survivor === null && await cluster.primaryOf(entryKey) === replica) survivor = await cluster.on(replica!, 'GET', entryKey)
+      return r.cache === 'hit'
+    }, 40_000, 'B caching again after the failover')
+    const fenced = await B!.app.metrics.registry.getSingleMetricAsString('dashboard_cache_failover_fence_total')
+    await closeAll()
+    await recover(primary)
+    const stale = seen.filter((s) => s.body.acknowledged !== 1)
+    const outcomes = seen.reduce<Record<string, number>>((m, s) => ({ ...m, [String(s.cache)]: (m[String(s.cache)] ?? 0) + 1 }), {})
+    console.log('cluster: lagging replica promoted', JSON.stringify({ reads: seen.length, stale: stale.length, outcomes, survivor }))
+    expect(JSON.parse(String(survivor))).toMatchObject({ unresolved: 1, acknowledged: 0 })
+    expect(stale).toEqual([])
+    expect(fenced).toMatch(/dashboard_cache_failover_fence_total [1-9]/)
+  }, 120_000)
+
+  it('a primary killed during a stream of events: zero stale reads, zero lost readings, caching resumes', async () => {
+    const prefix = newPrefix()
+    const [A, B] = await instances({ prefix, env: { CACHE_TTL_SECONDS: '5' } })
+    // An organization whose shard also holds the queue: the kill takes its cache entries, its events' fan-out
+    // and BullMQ down at once.
+    const queueSlotPrimary = await cluster.primaryOf(`{${prefix}bull}:ingestion:id`)
+    let f: OrgFixture | undefined
+    for (let i = 0; i < 40 && !f; i++) {
+      const candidate = await createOrgFixture(db.db, { units: 1 })
+      if (await cluster.primaryOf(A!.app.dashboard.keys.fence(candidate.org.id)) === queueSlotPrimary) f = candidate
+    }
+    expect(f).toBeDefined()
+    const fx = f!
+    expect(clusterSlot(A!.app.dashboard.keys.fence(fx.org.id))).not.toBe(clusterSlot(`{${prefix}bull}`))
+    const token = A!.app.tokens.sign({ sub: 'viewer', orgs: { [fx.org.id]: 'viewer' } })
+    const headers = { authorization: `Bearer ${token}` }
+    const cacheOf = async (base: string) => (await fetch(`${base}/api/orgs/${fx.org.id}/dashboard/units/status`, { headers })).headers.get('x-cache')
+
+    let killedAt = -1
+    let failedOverAt = -1
+    let resumedAt = -1
+    let resumedRound = -1
+    const t = performance.now()
+    const figures = await runEventStream({
+      bases: [A!.base, B!.base],
+      fixture: fx,
+      token,
+      roundTimeoutMs: 4000,
+      ingest: async (readings) => (await A!.app.inject({
+        method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: readings.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })) }
+      })).statusCode,
+      between: async (round) => {
+        if (round === 40) {
+          killedAt = performance.now() - t
+          await cluster.kill(queueSlotPrimary)
+        } else if (killedAt >= 0 && failedOverAt < 0) {
+          if (await cluster.primaryOf(A!.app.dashboard.keys.fence(fx.org.id)).catch(() => queueSlotPrimary) !== queueSlotPrimary) failedOverAt = performance.now() - t
+        } else if (failedOverAt >= 0 && resumedAt < 0) {
+          // The failover fence lifts one TTL (5 s here) after each instance saw the new primary.
+          if (await cacheOf(A!.base) === 'hit' && await cacheOf(B!.base) === 'hit') {
+            resumedAt = performance.now() - t
+            resumedRound = round
+          }
+        }
+      },
+      until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800
+    })
+    // One more reading after everything: its evaluation catches up whatever a lost queue job left behind.
+    const last = new Date()
+    await A!.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: last.toISOString() }] } })
+    await waitFor(async () => (await db.db.select().from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.lastReadingAt?.getTime() === last.getTime(), 15_000, 'the last reading evaluated')
+    const [stored] = await rows<{ n: number }>(db.db, sql`select count(*)::int as n from sensor_readings where organization_id = ${fx.org.id}`)
+    await closeAll()
+    await recover(queueSlotPrimary)
+    console.log('cluster: primary killed mid-stream', JSON.stringify({ ...figures, readingsStored: stored!.n - 1, killedAtMs: Math.round(killedAt), failedOverAtMs: Math.round(failedOverAt), resumedAtMs: Math.round(resumedAt) }))
+    expect(figures.failedReads).toEqual([])
+    expect(figures.staleReads).toEqual([])
+    expect(figures.stale).toBe(0)
+    expect(stored!.n - 1).toBe(figures.readingsSent)
+    expect(failedOverAt).toBeGreaterThan(killedAt)
+    expect(resumedAt).toBeGreaterThan(failedOverAt)
+    expect(figures.events).toBeGreaterThanOrEqual(200)
+    // Reads through the outage went to PostgreSQL; reads before and after it were served from the cache.
+    expect(figures.outcomes.bypass).toBeGreaterThan(0)
+    expect(figures.outcomes.hit).toBeGreaterThan(0)
+  }, 240_000)
+})
