@@ -75,7 +75,9 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
         ...(fast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 20, maxRedirections: 6, enableReadyCheck: false } : {}),
         // Entries are read and written only on the primary the slot map names, which the failover fence checked
         // just before: no MOVED, ASK or retry may carry a command elsewhere (it fails; the read uses PostgreSQL).
-        ...(purpose === 'cache' ? { maxRedirections: 0 } : {}),
+        // Without auto-pipelining: ioredis 5.11 throws an uncaught TypeError when an auto-pipelined batch all
+        // answered ASK and may not follow it (a slot migrating; seen in test/integration/cluster.test.ts).
+        ...(purpose === 'cache' ? { maxRedirections: 0, enableAutoPipelining: false } : {}),
         // SSUBSCRIBE goes to the shard that owns the channel's slot, and follows it through failovers.
         ...(subscriber ? { shardedSubscribers: true } : {}),
         redisOptions: nodeOptions

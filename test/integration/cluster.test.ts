@@ -1,7 +1,9 @@
-import { sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
+import { units } from '../../src/db/schema.js'
 import { rows } from '../../src/infra/postgres.js'
+import type { ChangeEvent } from '../../src/features/changes/events.js'
 import { clusterSlot } from '../../src/lib/cluster-slot.js'
 import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
@@ -21,14 +23,21 @@ describe('on a Redis Cluster', () => {
   let baseA: string
   let baseB: string
   const prefix = newPrefix()
+  /** Every event either instance emitted. */
+  const emitted: ChangeEvent[] = []
 
   beforeAll(async () => {
     db = await createTestDatabase()
     cluster = await startRedisCluster()
-    const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv }
+    // A short TTL: the failover fence after a slot move lasts one TTL, and the test waits for caching to resume.
+    const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, CACHE_TTL_SECONDS: '5' }
     // A runs the worker (evaluation jobs, the offline sweep); B is a peer without one.
     a = await buildTestApp({ database: db, prefix, env, worker: true })
     b = await buildTestApp({ database: db, prefix, env })
+    for (const app of [a, b]) {
+      const emit = app.realtime.emit
+      app.realtime.emit = (event) => { emitted.push(event); emit(event) }
+    }
     baseA = await a.listen({ port: 0, host: '127.0.0.1' })
     baseB = await b.listen({ port: 0, host: '127.0.0.1' })
     await waitFor(() => a.cache.isAvailable() && b.cache.isAvailable() && a.queue!.ready(), 20_000, 'cluster connections')
@@ -108,4 +117,111 @@ describe('on a Redis Cluster', () => {
       socket.disconnect()
     }
   }, 60_000)
+
+  /** Every dashboard endpoint of `f` read from `base`, checked against the unit's state in PostgreSQL. */
+  async function readAll (base: string, f: OrgFixture): Promise<Array<{ path: string, cache: string | null, fresh: boolean }>> {
+    const auth = { authorization: `Bearer ${token(f)}` }
+    const [unit] = await db.db.select().from(units).where(eq(units.id, f.units[0]!.id))
+    const hot = unit!.state === 'too_hot' ? 1 : 0
+    const out: Array<{ path: string, cache: string | null, fresh: boolean }> = []
+    const checks: Array<[string, (b: any) => boolean]> = [
+      ['/dashboard/units/status', (b) => b.too_hot === hot],
+      ['/dashboard/alerts/count', (b) => b.unresolved === hot],
+      [`/dashboard/alerts/count?unitId=${f.units[0]!.id}`, (b) => b.unresolved === hot],
+      ['/dashboard', (b) => b.unitCounts.too_hot === hot && b.alertCounts.unresolved === hot],
+      ['/dashboard/devices/online', (b) => b.total === f.devices.length]
+    ]
+    for (const [path, ok] of checks) {
+      const res = await fetch(`${base}/api/orgs/${f.org.id}${path}`, { headers: auth })
+      expect(res.status, path).toBe(200)
+      out.push({ path, cache: res.headers.get('x-cache'), fresh: ok(await res.json()) })
+    }
+    return out
+  }
+  let minute = 0
+  /** A reading that moves the unit to `temperature`'s state; returns once the change's events were emitted. */
+  const flip = async (f: OrgFixture, temperature: number) => {
+    minute++
+    const want = temperature > 8 ? 'too_hot' : 'normal'
+    const [before] = await db.db.select().from(units).where(eq(units.id, f.units[0]!.id))
+    const from = emitted.length
+    expect(await ingestInto(f)([{ deviceEui: f.devices[0]!.deviceEui, temperature, recordedAt: new Date(Date.now() - 30 * 60_000 + minute * 1000) }])).toBe(202)
+    if (before!.state === want) return
+    await waitFor(() => emitted.slice(from).some((e) => e.name === 'unitUpdate' && e.payload.unitId === f.units[0]!.id && e.payload.state === want) &&
+      emitted.slice(from).some((e) => e.name === (want === 'too_hot' ? 'alertCreated' : 'alertResolved')), 10_000, `unit ${want}, emitted`)
+  }
+
+  it('a slot migrating under reads and a change (MOVED, ASK, TRYAGAIN): never stale, bypass where the keys are in flight, caching resumes', async () => {
+    const f = await createOrgFixture(db.db, { units: 1 })
+    await flip(f, 5)
+    const fence = a.dashboard.keys.fence(f.org.id)
+    const slot = clusterSlot(fence)
+    for (const base of [baseA, baseB]) { await readAll(base, f); await readAll(base, f) }
+    expect((await readAll(baseB, f)).every((r) => r.cache === 'hit')).toBe(true)
+
+    const from = await cluster.primaryOf(fence)
+    const to = [...await cluster.roles()].find(([p, r]) => r.role === 'master' && p !== from)![0]
+    const [fromId, toId] = [String(await cluster.on(from, 'CLUSTER', 'MYID')), String(await cluster.on(to, 'CLUSTER', 'MYID'))]
+    expect(await cluster.on(to, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId)).toBe('OK')
+    expect(await cluster.on(from, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId)).toBe('OK')
+    // Half of the slot moves: the fence hash and the overview go, the counts stay.
+    const inSlot = await cluster.on(from, 'CLUSTER', 'GETKEYSINSLOT', slot, 1000) as string[]
+    const moving = inSlot.filter((k) => k === fence || k.includes('dashboard:stats:'))
+    expect(moving.length).toBeGreaterThanOrEqual(2)
+    expect(await cluster.on(from, 'MIGRATE', '127.0.0.1', to, '', 0, 5000, 'KEYS', ...moving)).toBe('OK')
+
+    const during = [...await readAll(baseA, f), ...await readAll(baseB, f)]
+    await flip(f, 12) // its invalidation meets a split slot: TRYAGAIN, then one key at a time through ASK
+    const afterChange = [...await readAll(baseA, f), ...await readAll(baseB, f), ...await readAll(baseA, f), ...await readAll(baseB, f)]
+    expect(a.dashboard.readThrough.hasPending(f.org.id)).toBe(false)
+
+    const rest = await cluster.on(from, 'CLUSTER', 'GETKEYSINSLOT', slot, 1000) as string[]
+    if (rest.length > 0) expect(await cluster.on(from, 'MIGRATE', '127.0.0.1', to, '', 0, 5000, 'KEYS', ...rest)).toBe('OK')
+    for (const [port, r] of await cluster.roles()) if (r.role === 'master') await cluster.on(port, 'CLUSTER', 'SETSLOT', slot, 'NODE', toId)
+    await waitFor(async () => await cluster.primaryOf(fence) === to, 10_000, 'the slot moved')
+
+    const after: Array<{ path: string, cache: string | null, fresh: boolean }> = []
+    await flip(f, 5)
+    await waitFor(async () => {
+      const r = [...await readAll(baseA, f), ...await readAll(baseB, f)]
+      after.push(...r)
+      return r.every((x) => x.cache === 'hit')
+    }, 30_000, 'caching resumed on both instances after the move')
+    const all = [...during, ...afterChange, ...after]
+    const count = (c: string) => all.filter((r) => r.cache === c).length
+    console.log('cluster slot migration', JSON.stringify({ reads: all.length, stale: all.filter((r) => !r.fresh).length, hit: count('hit'), miss: count('miss'), bypass: count('bypass') }))
+    expect(all.filter((r) => !r.fresh)).toEqual([])
+    expect(during.some((r) => r.cache === 'bypass')).toBe(true) // keys in flight: ASK is not followed, PostgreSQL answers
+    expect(after.some((r) => r.cache === 'bypass')).toBe(true) // the slot's new primary is fenced for one TTL
+  }, 90_000)
+
+  it('a cluster without quorum: dashboards from PostgreSQL, every reading accepted and evaluated, caching resumes', async () => {
+    const f = await createOrgFixture(db.db, { units: 1 })
+    await flip(f, 5)
+    const masters = [...await cluster.roles()].filter(([, r]) => r.role === 'master').map(([p]) => p)
+    const down = masters.slice(0, 2)
+    for (const p of down) await cluster.kill(p)
+    // Two primaries of three are gone: no failover can be voted, the whole cluster answers CLUSTERDOWN.
+    await waitFor(async () => String(await cluster.on(masters[2]!, 'CLUSTER', 'INFO')).includes('cluster_state:fail'), 20_000, 'cluster down')
+
+    let sent = 0
+    const reads: Array<{ path: string, cache: string | null, fresh: boolean }> = []
+    for (const t of [12, 5, 12, 5, 12]) {
+      await flip(f, t) // the queue is unavailable: evaluated inline
+      sent++
+      reads.push(...await readAll(baseB, f), ...await readAll(baseA, f))
+    }
+    const health = await (await fetch(`${baseA}/health`)).json() as { status: string }
+    expect(health.status).toBe('degraded')
+    expect(reads.filter((r) => !r.fresh)).toEqual([])
+    expect(reads.every((r) => r.cache === 'bypass')).toBe(true)
+    const [stored] = await rows<{ n: number }>(db.db, sql`select count(*)::int as n from sensor_readings where organization_id = ${f.org.id}`)
+    expect(stored!.n).toBe(sent + 1)
+
+    for (const p of down) await cluster.restart(p)
+    await cluster.waitHealthy({ fullyReplicated: true, timeoutMs: 60_000 })
+    await flip(f, 5)
+    await waitFor(async () => (await readAll(baseB, f)).every((r) => r.cache === 'hit') && (await readAll(baseA, f)).every((r) => r.cache === 'hit'), 30_000, 'caching resumed')
+    expect((await readAll(baseB, f)).every((r) => r.fresh)).toBe(true)
+  }, 120_000)
 })

@@ -8,6 +8,18 @@ export const INGESTION_QUEUE = 'ingestion'
 export const MAINTENANCE_QUEUE = 'maintenance'
 const SWEEP_SCHEDULER = 'offline-sweep'
 const ENQUEUE_TIMEOUT_MS = 1000
+const CLOSE_TIMEOUT_MS = 5000
+
+/** True when `p` settled within `ms`. */
+async function settlesWithin (p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+  try {
+    return await Promise.race([p.then(() => true), timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /**
  * BullMQ on the shared Redis (D1). Readings are already durable in PostgreSQL when a job is added;
@@ -99,11 +111,19 @@ export function createIngestionQueue (opts: {
       return { ok, latencyMs: Math.round((performance.now() - start) * 100) / 100 }
     },
 
+    /**
+     * Lets running jobs finish, within bounds: after a cluster failover a BullMQ close was seen never to settle
+     * (workers waiting on a node that is gone), which must not hold the app's close; the Redis plugin's close
+     * drops the connections right after.
+     */
     async close (): Promise<void> {
       if (closed) return
       closed = true
-      await Promise.allSettled(workers.map((w) => w.close()))
-      await Promise.allSettled([queue.close(), maintenance.close()])
+      if (!await settlesWithin(Promise.allSettled(workers.map((w) => w.close())), CLOSE_TIMEOUT_MS)) {
+        log.warn('workers did not close in time; closing them without waiting for their jobs')
+        await settlesWithin(Promise.allSettled(workers.map((w) => w.close(true))), CLOSE_TIMEOUT_MS)
+      }
+      if (!await settlesWithin(Promise.allSettled([queue.close(), maintenance.close()]), CLOSE_TIMEOUT_MS)) log.warn('queues did not close in time')
     }
   }
 }
