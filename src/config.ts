@@ -2,7 +2,9 @@ import { z } from 'zod'
 
 const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1')
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
-const hostPorts = z.string().regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'a comma-separated list of host:port')
+const hostPorts = z.string()
+  .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'a comma-separated list of host:port')
+  .refine((v) => v.split(',').every((hp) => { const port = Number(hp.trim().split(':')[1]); return port >= 1 && port <= 65535 }), 'ports from 1 to 65535')
 
 export interface HostPort { host: string, port: number }
 /**

@@ -18,6 +18,17 @@ export function clusterSlot (key: string): number {
     if (close > open + 1) hashed = key.slice(open + 1, close)
   }
   let crc = 0
-  for (const byte of Buffer.from(hashed, 'utf8')) crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ byte) & 0xff]!
+  for (let i = 0; i < hashed.length; i++) {
+    const c = hashed.charCodeAt(i)
+    // Keys are ASCII (ids, prefixes) on the hot path; anything else is hashed as its UTF-8 bytes.
+    if (c > 0x7f) return crcOfBytes(Buffer.from(hashed, 'utf8'))
+    crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ c) & 0xff]!
+  }
+  return crc % 16384
+}
+
+function crcOfBytes (bytes: Buffer): number {
+  let crc = 0
+  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ byte) & 0xff]!
   return crc % 16384
 }
