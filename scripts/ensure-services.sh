@@ -22,8 +22,10 @@ if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_ok; then
   for _ in $(seq 50); do redis_ok && break; sleep 0.1; done
   redis_ok || { log "redis did not start"; exit 1; }
 fi
-# The fault tests run private redis-server processes on their own ports.
+# The fault tests run private redis-server processes on their own ports; the cluster tests join them with
+# redis-cli --cluster create, and the sentinel tests run redis-server --sentinel (no redis-sentinel binary needed).
 command -v redis-server >/dev/null || { log "installing redis-server (fault tests)"; apt_install redis-server; }
+command -v redis-cli >/dev/null || { log "installing redis-tools (cluster tests)"; apt_install redis-tools; }
 
 pg_ok() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if [ -z "${TEST_DATABASE_URL:-}" ] && ! pg_ok; then

@@ -38,7 +38,7 @@ export async function startSentinelGroup (opts: SentinelGroupOptions = {}) {
       const file = join(dir, `sentinel-${port}.conf`)
       writeFileSync(file, [
         `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
-        `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
+        `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 2000}`,
         `sentinel failover-timeout ${name} 10000`,
         `sentinel parallel-syncs ${name} 1`,
         ...(opts.password ? [`sentinel auth-pass ${name} ${opts.password}`] : []),
