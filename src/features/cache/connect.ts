@@ -8,7 +8,8 @@ import { createCacheStore } from './store.js'
 /**
  * The cache store on its connections, as the app runs it for the deployment's Redis: one connection for one
  * server or Sentinel; on a cluster a second client for invalidations (it follows MOVED and ASK, the entries' does
- * not), sharded pub/sub, and the failover fence watching slots (a cluster) or the primary's address (Sentinel).
+ * not), sharded pub/sub, and the failover fence watching slots (a cluster) or the primary's address (one server,
+ * Sentinel).
  */
 export function connectCacheStore (opts: { redis: RedisInfra | null, ttlSeconds: number, metrics: CacheMetrics, log: FastifyBaseLogger }) {
   const { redis, metrics, log, ttlSeconds } = opts
@@ -18,7 +19,7 @@ export function connectCacheStore (opts: { redis: RedisInfra | null, ttlSeconds:
   const seen = new Set<string>()
   const failover = createFailoverFence({
     redis: connection,
-    watch: mode === 'cluster' ? 'slots' : mode === 'sentinel' ? 'address' : 'none',
+    watch: mode === 'cluster' ? 'slots' : 'address',
     fenceMs: ttlSeconds * 1000,
     onFenced: (from, to) => {
       metrics.failoverFences.inc()

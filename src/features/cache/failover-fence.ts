@@ -2,8 +2,9 @@ import { isCluster, type RedisClient } from '../../infra/redis.js'
 import { clusterSlot } from '../../lib/cluster-slot.js'
 
 /**
- * Where a failover can be seen: `slots`, a Redis Cluster (the primary that owns each slot); `address`, a primary
- * found through Sentinel (the address the connection reached); `none`, one server (it cannot fail over).
+ * Where a failover can be seen: `slots`, a Redis Cluster (the primary that owns each slot); `address`, one server
+ * or a primary found through Sentinel (the address the connection reached: a Sentinel failover, or a managed
+ * Redis whose endpoint name moves to its replica); `none`, never (no Redis).
  */
 export type FailoverWatch = 'slots' | 'address' | 'none'
 
@@ -53,27 +54,31 @@ export function createFailoverFence (opts: {
             opts.onFenced?.(before, owner)
           }
         }
-        return fencedUntil[slot]! <= now()
+        const until = fencedUntil[slot]!
+        return until === 0 || until <= now()
       }
     }
   }
 
   if (isCluster(redis)) throw new Error('address watching needs a single-server connection')
   let trusted: string | undefined
+  let checked: unknown = null
   let fencedUntil = 0
   return {
     allows (): boolean {
       const stream = redis.stream as { remoteAddress?: string, remotePort?: number } | undefined
-      if (!stream?.remoteAddress) return false
-      const address = `${stream.remoteAddress}:${stream.remotePort}`
-      if (trusted !== address) {
-        if (trusted !== undefined) {
+      // The address is looked at once per connection (ioredis makes a new socket on every reconnection).
+      if (stream !== checked) {
+        if (!stream?.remoteAddress) return false
+        checked = stream
+        const address = `${stream.remoteAddress}:${stream.remotePort}`
+        if (trusted !== undefined && trusted !== address) {
           fencedUntil = now() + fenceMs
           opts.onFenced?.(trusted, address)
         }
         trusted = address
       }
-      return fencedUntil <= now()
+      return fencedUntil === 0 || fencedUntil <= now()
     }
   }
 }
