@@ -126,10 +126,11 @@ export function createCacheStore (opts: {
           try {
             await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...movedFields)
           } catch (err) {
-            // A slot half-way through a migration refuses a script whose keys are split between two nodes
-            // (TRYAGAIN, after the retries). The same steps one key at a time each follow ASK: the fence first,
-            // then the entries, so no load that read the fence before can store over them.
-            if (!/TRYAGAIN/.test((err as Error).message)) throw err
+            // A slot half-way through a migration refuses a script whose keys are split between two nodes, or
+            // missing on either (TRYAGAIN on one, ASK to the other, until ioredis gives up on redirections). The
+            // same steps one key at a time each follow ASK: the fence first, then the entries, so no load that
+            // read the fence before can store over them.
+            if (!isCluster(writer!) || !/TRYAGAIN|ASK|MOVED|redirections/.test((err as Error).message)) throw err
             if (movedFields.length > 0) {
               await writer!.hset(hashKey, Object.fromEntries(movedFields.map((f) => [f, token])))
               await writer!.expire(hashKey, ttl)
