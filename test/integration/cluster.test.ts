@@ -113,6 +113,10 @@ describe('on a Redis Cluster', () => {
         if (r.role !== 'master' || port === owner) continue
         expect(await cluster.on(port, 'PUBSUB', 'SHARDCHANNELS', `${prefix}socket.io#/#org:*`)).toEqual([])
       }
+      // Both instances listen on the invalidation channel, a sharded one, on the shard that owns its slot.
+      const invalidations = `${prefix}cache:invalidate`
+      const [, listeners] = await cluster.on(await cluster.primaryOf(invalidations), 'PUBSUB', 'SHARDNUMSUB', invalidations) as [string, number]
+      expect(listeners).toBe(2)
     } finally {
       socket.disconnect()
     }
