@@ -1,15 +1,16 @@
 /**
  * One Redis against a Redis Cluster, in the same run: W1's hit path over HTTP (the dashboard's cached reads) and
  * the invalidation an event waits for before it is emitted. The real app over PostgreSQL (one organization, its
- * units, devices and a day of readings), pointed first at a private redis-server, then at a private cluster of 3
- * primaries and 3 replicas (REDIS_CLUSTER_NODES), alternating `--rounds` times so that drift on a shared machine
- * hits both; autocannon in a worker thread, `--connections` connections, `--duration` seconds per scenario.
+ * units, devices and a day of readings), twice at once: one on a private redis-server, one on a private cluster of
+ * 3 primaries and 3 replicas (REDIS_CLUSTER_NODES). Each scenario runs on both back to back, in alternating order,
+ * `--rounds` times, so that drift on a shared machine hits both; autocannon in a worker thread, `--connections`
+ * connections, `--duration` seconds per scenario.
  *
  * Also measured, for docs/scaling.md: what the failover fence costs per cache command (the slot check), and what
  * the alternative that was not chosen would have cost on the emit path (the invalidation script followed by
  * WAIT 1 for a replica, in one pipeline, on the cluster).
  *
- *   npx tsx bench/cluster.ts [--duration 10] [--connections 10] [--rounds 2] [--units 200] [--invalidations 2000]
+ *   npx tsx bench/cluster.ts [--duration 10] [--connections 10] [--rounds 4] [--units 200] [--invalidations 2000]
  *                            [--url postgres://postgres@127.0.0.1:5432/postgres] [--keep]
  *
  * Creates (drop + create) the database cb_bench_cluster and drops it at the end unless --keep. Writes
@@ -35,7 +36,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '4' },
     units: { type: 'string', default: '200' },
     invalidations: { type: 'string', default: '2000' },
     url: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
@@ -77,17 +78,6 @@ async function invalidationLatency (app: App, orgId: string, unitIds: string[]):
   }
   if (app.dashboard.readThrough.hasPending(orgId)) throw new Error('an invalidation failed during the benchmark')
   return summarize(ms)
-}
-
-async function withApp<T> (config: ReturnType<typeof loadConfig>, database: Awaited<ReturnType<typeof createDatabase>>, fn: (app: App, base: string) => Promise<T>): Promise<T> {
-  const app = await buildApp({ config, database, worker: false, sweeper: false })
-  try {
-    const base = await app.listen({ port: 0, host: '127.0.0.1' })
-    await waitFor(() => app.cache.isAvailable(), 20_000, 'the cache connection')
-    return await fn(app, base)
-  } finally {
-    await app.close()
-  }
 }
 
 /** The invalidation script alone vs followed by WAIT 1 in one pipeline, on a raw cluster client (the unchosen WAIT design). */
@@ -153,26 +143,38 @@ async function main (): Promise<void> {
       cluster: loadConfig({ ...base, REDIS_CLUSTER_NODES: cluster.nodesEnv })
     }
 
+    // Both apps run at once; each scenario alternates between them (A B, then B A), so that the drift of a shared
+    // machine falls on both sides alike.
+    const apps = {} as Record<Target, { app: App, base: string }>
+    for (const target of ['single', 'cluster'] as const) {
+      const app = await buildApp({ config: configs[target], database, worker: false, sweeper: false })
+      apps[target] = { app, base: await app.listen({ port: 0, host: '127.0.0.1' }) }
+      await waitFor(() => app.cache.isAvailable(), 20_000, 'the cache connection')
+    }
     const hits: HitRun[] = []
     const invalidations: Record<Target, Summary[]> = { single: [], cluster: [] }
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const target of ['single', 'cluster'] as const) {
-        await withApp(configs[target], database, async (app, appUrl) => {
-          const headers = { authorization: `Bearer ${app.tokens.sign({ sub: 'bench', orgs: { [orgId]: 'viewer' } })}` }
-          const scenarios = {
-            'dashboard hit': `${appUrl}/api/orgs/${orgId}/dashboard`,
-            'units/status hit': `${appUrl}/api/orgs/${orgId}/dashboard/units/status`,
-            'trend hit (gzip)': `${appUrl}/api/orgs/${orgId}/units/${unitIds[0]}/temperature-trends`
-          }
-          for (const [scenario, url] of Object.entries(scenarios)) {
-            const h = scenario.includes('gzip') ? { ...headers, 'accept-encoding': 'gzip' } : headers
+    try {
+      const headers = { authorization: `Bearer ${apps.single.app.tokens.sign({ sub: 'bench', orgs: { [orgId]: 'viewer' } })}` }
+      const scenarios = {
+        'dashboard hit': { path: `/api/orgs/${orgId}/dashboard`, headers },
+        'units/status hit': { path: `/api/orgs/${orgId}/dashboard/units/status`, headers },
+        'trend hit (gzip)': { path: `/api/orgs/${orgId}/units/${unitIds[0]}/temperature-trends`, headers: { ...headers, 'accept-encoding': 'gzip' } }
+      }
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const [scenario, { path, headers: h }] of Object.entries(scenarios)) {
+          for (const target of round % 2 === 1 ? ['single', 'cluster'] as const : ['cluster', 'single'] as const) {
+            const url = apps[target].base + path
             await (await fetch(url, { headers: h })).arrayBuffer() // cached now (TTL 60 s, longer than one run)
             hits.push(await hitRun(target, round, scenario, url, h))
           }
-          invalidations[target].push(await invalidationLatency(app, orgId, unitIds))
+        }
+        for (const target of round % 2 === 1 ? ['single', 'cluster'] as const : ['cluster', 'single'] as const) {
+          invalidations[target].push(await invalidationLatency(apps[target].app, orgId, unitIds))
           log(`${target} round ${round} invalidation: p50 ${invalidations[target].at(-1)!.p50} ms, p99 ${invalidations[target].at(-1)!.p99} ms`)
-        })
+        }
       }
+    } finally {
+      for (const { app } of Object.values(apps)) await app.close()
     }
     log('WAIT, the design not chosen: the invalidation script with and without WAIT 1 on the cluster')
     const wait = await waitCost(cluster.ports.map((port) => ({ host: '127.0.0.1', port })), orgId)
@@ -184,12 +186,15 @@ async function main (): Promise<void> {
       const of = (t: Target) => hits.filter((h) => h.scenario === scenario && h.target === t)
       const s = mean(of('single').map((h) => h.reqPerSec))
       const c = mean(of('cluster').map((h) => h.reqPerSec))
-      return { scenario, singleReqPerSec: s, clusterReqPerSec: c, ratio: ratio(c, s, 3), singleP99: Math.max(...of('single').map((h) => h.p99)), clusterP99: Math.max(...of('cluster').map((h) => h.p99)) }
+      // The ratio of each round's pair (run back to back), and their median: less sensitive to drift than the means.
+      const perRound = of('cluster').map((h) => h.reqPerSec / of('single').find((x) => x.round === h.round)!.reqPerSec).sort((a, b) => a - b)
+      const median = perRound[Math.floor(perRound.length / 2)]!
+      return { scenario, singleReqPerSec: s, clusterReqPerSec: c, ratio: ratio(c, s, 3), medianRoundRatio: Math.round(median * 1000) / 1000, singleP99: Math.max(...of('single').map((h) => h.p99)), clusterP99: Math.max(...of('cluster').map((h) => h.p99)) }
     })
     const inv = (t: Target) => ({ p50: mean(invalidations[t].map((x) => x.p50 * 1000)) / 1000, p99: mean(invalidations[t].map((x) => x.p99 * 1000)) / 1000 })
-    console.log(`\n## W1 hit path: req/s (mean of ${ROUNDS} alternating rounds, ${CONNECTIONS} connections, ${DURATION} s each)\n\n${markdownTable(
-      ['scenario', 'one Redis', 'cluster (3+3)', 'cluster / one', 'p99 ms one', 'p99 ms cluster'],
-      byScenario.map((r) => [r.scenario, r.singleReqPerSec, r.clusterReqPerSec, r.ratio, r.singleP99, r.clusterP99]))}`)
+    console.log(`\n## W1 hit path: req/s (mean of ${ROUNDS} rounds, each pair back to back in alternating order, ${CONNECTIONS} connections, ${DURATION} s each)\n\n${markdownTable(
+      ['scenario', 'one Redis', 'cluster (3+3)', 'cluster / one (means)', 'median of round ratios', 'p99 ms one', 'p99 ms cluster'],
+      byScenario.map((r) => [r.scenario, r.singleReqPerSec, r.clusterReqPerSec, r.ratio, r.medianRoundRatio, r.singleP99, r.clusterP99]))}`)
     console.log(`\n## Invalidation before the emit (unitUpdate, ms, ${INVALIDATIONS} per round)\n\n${markdownTable(
       ['target', 'p50', 'p99'], (['single', 'cluster'] as const).map((t) => [t, inv(t).p50, inv(t).p99]))}`)
     console.log(`\n## The WAIT design (not chosen), raw cluster client, ms\n\n${markdownTable(

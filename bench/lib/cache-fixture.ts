@@ -27,8 +27,8 @@ export interface BenchCache {
 export async function benchCache (target: string | RedisTarget, ttlSeconds = 60): Promise<BenchCache> {
   const log = pino({ level: 'silent' })
   const infra = createRedisInfra({ target: typeof target === 'string' ? { url: target } : target, commandTimeoutMs: 250, log })
-  const { store, connection, writer } = connectCacheStore({ redis: infra, ttlSeconds, metrics: createCacheMetrics(new Registry()), log })
-  await waitFor(() => connection!.status === 'ready' && writer!.status === 'ready', 10_000, 'cache connection')
+  const { store, connection, writer, filler } = connectCacheStore({ redis: infra, ttlSeconds, metrics: createCacheMetrics(new Registry()), log })
+  await waitFor(() => [connection, writer, filler].every((c) => c!.status === 'ready'), 10_000, 'cache connections')
   const keys = createDashboardKeys(BENCH_PREFIX)
   return {
     store,

@@ -7,11 +7,12 @@ declare module 'fastify' {
 }
 
 /**
- * What each connection is for. On a cluster `cache-write` carries the invalidations and follows MOVED and ASK,
- * while `cache` (entries read and written) follows no redirection: the failover fence checks the primary a
- * command goes to before it is sent (src/features/cache/failover-fence.ts). Elsewhere `cache` does both.
+ * What each connection is for. On a cluster the cache uses three: `cache` reads entries (auto-pipelined),
+ * `cache-fill` writes them and follows no redirection (the failover fence checks the primary a write goes to
+ * before it is sent: src/features/cache/failover-fence.ts), `cache-write` carries the invalidations and follows
+ * MOVED and ASK. On one server, `cache` does all three.
  */
-export type RedisPurpose = 'cache' | 'cache-write' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
+export type RedisPurpose = 'cache' | 'cache-fill' | 'cache-write' | 'cache-sub' | 'io-pub' | 'io-sub' | 'queue' | 'worker'
 /** A connection as the cache, the queue and the real-time layer use it: one server (standalone or Sentinel) or a cluster. */
 export type RedisClient = Redis | Cluster
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -45,6 +46,7 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
     // Auto-pipelining batches the commands of concurrent requests into one write (+20–35 % hit throughput
     // measured in bench/hit-path.ts).
     cache: { ...failFast, enableAutoPipelining: true },
+    'cache-fill': failFast,
     'cache-write': failFast,
     'cache-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
     'io-pub': failFast,
@@ -73,11 +75,11 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
         // is a command like any other, and without an offline queue it fails while the nodes of the slot map are
         // still connecting (always so when the configured nodes are not the addresses the cluster announces).
         ...(fast ? { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 20, maxRedirections: 6, enableReadyCheck: false } : {}),
-        // Entries are read and written only on the primary the slot map names, which the failover fence checked
-        // just before: no MOVED, ASK or retry may carry a command elsewhere (it fails; the read uses PostgreSQL).
-        // Without auto-pipelining: ioredis 5.11 throws an uncaught TypeError when an auto-pipelined batch all
-        // answered ASK and may not follow it (a slot migrating; seen in test/integration/cluster.test.ts).
-        ...(purpose === 'cache' ? { maxRedirections: 0, enableAutoPipelining: false } : {}),
+        // Entries are written only on the primary the slot map names, which the failover fence checked just
+        // before: no MOVED, ASK or retry may carry a write elsewhere (it fails; nothing is stored). Reads may follow
+        // redirections (and are checked again on their reply): ioredis 5.11 throws an uncaught TypeError when an
+        // auto-pipelined batch all answered ASK and may not follow it (seen in test/integration/cluster.test.ts).
+        ...(purpose === 'cache-fill' ? { maxRedirections: 0 } : {}),
         // SSUBSCRIBE goes to the shard that owns the channel's slot, and follows it through failovers.
         ...(subscriber ? { shardedSubscribers: true } : {}),
         redisOptions: nodeOptions

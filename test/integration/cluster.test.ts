@@ -155,7 +155,7 @@ describe('on a Redis Cluster', () => {
       emitted.slice(from).some((e) => e.name === (want === 'too_hot' ? 'alertCreated' : 'alertResolved')), timeoutMs, `unit ${want}, emitted`)
   }
 
-  it('a slot migrating under reads and a change (MOVED, ASK, TRYAGAIN): never stale, bypass where the keys are in flight, caching resumes', async () => {
+  it('a slot migrating under reads and a change (MOVED, ASK, TRYAGAIN): never stale, the change applied on both nodes, a fence after the move, caching resumes', async () => {
     const f = await createOrgFixture(db.db, { units: 1 })
     await flip(f, 5)
     const fence = a.dashboard.keys.fence(f.org.id)
@@ -195,7 +195,8 @@ describe('on a Redis Cluster', () => {
     const count = (c: string) => all.filter((r) => r.cache === c).length
     console.log('cluster slot migration', JSON.stringify({ reads: all.length, stale: all.filter((r) => !r.fresh).length, hit: count('hit'), miss: count('miss'), bypass: count('bypass') }))
     expect(all.filter((r) => !r.fresh)).toEqual([])
-    expect(during.some((r) => r.cache === 'bypass')).toBe(true) // keys in flight: ASK is not followed, PostgreSQL answers
+    // Reads of keys in flight follow ASK to the node importing them (a copy of the same key): answered from the cache.
+    expect(during.some((r) => r.cache === 'hit')).toBe(true)
     expect(after.some((r) => r.cache === 'bypass')).toBe(true) // the slot's new primary is fenced for one TTL
   }, 90_000)
 

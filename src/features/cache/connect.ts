@@ -7,19 +7,20 @@ import { createCacheStore } from './store.js'
 
 /**
  * The cache store on its connections, as the app runs it for the deployment's Redis: one connection for one
- * server or Sentinel; on a cluster a second client for invalidations (it follows MOVED and ASK, the entries' does
- * not), sharded pub/sub, and the failover fence watching slots (a cluster) or the primary's address (one server,
+ * server or Sentinel; on a cluster three clients — reads (auto-pipelined), entry writes (following no
+ * redirection) and invalidations (following MOVED and ASK) — sharded pub/sub, and the failover fence watching slots (a cluster) or the primary's address (one server,
  * Sentinel).
  */
 export function connectCacheStore (opts: { redis: RedisInfra | null, ttlSeconds: number, metrics: CacheMetrics, log: FastifyBaseLogger }) {
   const { redis, metrics, log, ttlSeconds } = opts
   const connection = redis?.connection('cache') ?? null
   const mode = redis?.mode ?? 'standalone'
-  const writer = redis && mode === 'cluster' ? redis.connection('cache-write') : connection
+  const cluster = redis !== null && mode === 'cluster'
+  const writer = cluster ? redis.connection('cache-write') : connection
+  const filler = cluster ? redis.connection('cache-fill') : connection
   const seen = new Set<string>()
   const failover = createFailoverFence({
-    redis: connection,
-    watch: mode === 'cluster' ? 'slots' : 'address',
+    watch: connection === null ? 'none' : mode === 'cluster' ? 'slots' : 'address',
     fenceMs: ttlSeconds * 1000,
     onFenced: (from, to) => {
       metrics.failoverFences.inc()
@@ -32,11 +33,12 @@ export function connectCacheStore (opts: { redis: RedisInfra | null, ttlSeconds:
   const store = createCacheStore({
     redis: connection,
     writer,
+    filler,
     ttlSeconds,
     metrics,
     failures: createFailurePolicy({ metrics, log }),
     failover,
     sharded: redis?.sharded ?? false
   })
-  return { store, connection, writer }
+  return { store, connection, writer, filler }
 }

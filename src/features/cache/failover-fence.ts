@@ -9,8 +9,11 @@ import { clusterSlot } from '../../lib/cluster-slot.js'
 export type FailoverWatch = 'slots' | 'address' | 'none'
 
 export interface FailoverFence {
-  /** `key`'s primary is the one this instance trusts, and entries may be read and written there now. */
-  allows (key: string): boolean
+  /**
+   * `key`'s primary, as `via` would route a command for it now, is the one this instance trusts, and entries may
+   * be read and written there now. Starts the fence when it finds another primary.
+   */
+  allows (key: string, via: RedisClient): boolean
 }
 
 /**
@@ -21,29 +24,29 @@ export interface FailoverFence {
  * primary there, it uses no entry of that slot for `fenceMs` (CACHE_TTL_SECONDS): no read, no write, dashboards
  * from PostgreSQL. Every entry the new primary inherited was written before the failover, so all of them have
  * expired by the time the fence lifts, and nothing was written meanwhile by an instance that saw the change.
- * The check runs before each command is sent, on the routing the connection is about to use (the cache
- * connection follows no redirection, so a command never lands on a primary it did not check).
+ * The check runs before each command is sent, on the routing the connection is about to use. Writes go over a
+ * connection that follows no redirection, so they never land on a primary that was not checked; reads may follow
+ * one (MOVED updates the slot map first, ASK reads a copy of the same key) and are checked again on their reply.
  */
 export function createFailoverFence (opts: {
-  redis: RedisClient | null
   watch: FailoverWatch
   fenceMs: number
   now?: () => number
   /** A new primary was found where another was trusted (once per slot on a cluster). */
   onFenced?: (from: string, to: string) => void
 }): FailoverFence {
-  const { redis, fenceMs } = opts
+  const { fenceMs } = opts
   const now = opts.now ?? (() => performance.now())
-  if (redis === null || opts.watch === 'none') return { allows: () => true }
+  if (opts.watch === 'none') return { allows: () => true }
 
   if (opts.watch === 'slots') {
-    if (!isCluster(redis)) throw new Error('slot watching needs a cluster connection')
     const trusted: Array<string | undefined> = new Array(16384)
     const fencedUntil = new Float64Array(16384)
     return {
-      allows (key: string): boolean {
+      allows (key: string, via: RedisClient): boolean {
+        if (!isCluster(via)) throw new Error('slot watching needs a cluster connection')
         const slot = clusterSlot(key)
-        const owner = redis.slots[slot]?.[0]
+        const owner = via.slots[slot]?.[0]
         // No known primary for the slot: the command would fail anyway.
         if (owner === undefined) return false
         const before = trusted[slot]
@@ -60,13 +63,13 @@ export function createFailoverFence (opts: {
     }
   }
 
-  if (isCluster(redis)) throw new Error('address watching needs a single-server connection')
   let trusted: string | undefined
   let checked: unknown = null
   let fencedUntil = 0
   return {
-    allows (): boolean {
-      const stream = redis.stream as { remoteAddress?: string, remotePort?: number } | undefined
+    allows (_key: string, via: RedisClient): boolean {
+      if (isCluster(via)) throw new Error('address watching needs a single-server connection')
+      const stream = via.stream as { remoteAddress?: string, remotePort?: number } | undefined
       // The address is looked at once per connection (ioredis makes a new socket on every reconnection).
       if (stream !== checked) {
         if (!stream?.remoteAddress) return false

@@ -34,10 +34,15 @@ export const fenceTtlSeconds = (ttl: number) => Math.max(600, 10 * ttl)
 export function createCacheStore (opts: {
   redis: RedisClient | null
   /**
-   * The connection invalidations and publications go over; `redis` when absent. On a cluster it is another
-   * client, one that follows MOVED and ASK (the `redis` one follows none: see the failover fence).
+   * The connection invalidations and publications go over; `redis` when absent. On a cluster another client,
+   * one that follows MOVED and ASK.
    */
   writer?: RedisClient | null
+  /**
+   * The connection entries are written over; `redis` when absent. On a cluster a client that follows no
+   * redirection, so that no write lands on a primary the failover fence did not check.
+   */
+  filler?: RedisClient | null
   ttlSeconds: number
   metrics: CacheMetrics
   failures: FailurePolicy
@@ -49,17 +54,22 @@ export function createCacheStore (opts: {
   const { ttlSeconds, failures, metrics } = opts
   const redis = opts.redis
   const writer = opts.writer ?? redis
+  const filler = opts.filler ?? redis
   const failover = opts.failover
-  for (const conn of new Set([redis, writer])) {
+  for (const conn of new Set([redis, writer, filler])) {
     conn?.defineCommand(scripts.setFenced.name, { lua: scripts.setFenced.lua })
     conn?.defineCommand(scripts.invalidate.name, { lua: scripts.invalidate.lua })
   }
-  const scripted = redis as unknown as ScriptedRedis
+  const scripted = filler as unknown as ScriptedRedis
   const scriptedWriter = writer as unknown as ScriptedRedis
   const ready = (): boolean => redis !== null && redis.status === 'ready'
   const writerReady = (): boolean => writer !== null && writer.status === 'ready'
-  /** Entries under `key` may be used now: connected, and (after a failover) its primary is trusted again. */
-  const usable = (key: string): boolean => ready() && (failover === undefined || failover.allows(key))
+  /**
+   * Entries under `key` may be used over `via` now: connected, and `key`'s primary as `via` routes it is trusted
+   * and not fenced (after a failover). Checked before a command and, for reads, again on its reply.
+   */
+  const usable = (key: string, via: RedisClient | null = redis): boolean =>
+    via !== null && via.status === 'ready' && ready() && (failover === undefined || failover.allows(key, via))
 
   const store = {
     ttlSeconds,
@@ -70,20 +80,23 @@ export function createCacheStore (opts: {
     /** Connected and ready now. */
     isAvailable: ready,
     /** A failover fence keeps this key's entries unused for now (its primary changed less than a TTL ago). */
-    isFenced: (key: string): boolean => ready() && failover !== undefined && !failover.allows(key),
+    isFenced: (key: string): boolean => ready() && failover !== undefined && !failover.allows(key, redis!),
     /** Called on every (re)connection. */
     onReady (listener: () => void): void { redis?.on('ready', listener) },
 
     /** The stored bytes: null when absent, undefined when the cache cannot answer. */
     async get (key: string): Promise<Buffer | null | undefined> {
       if (!usable(key)) return undefined
-      return failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
+      const value = await failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
+      // A MOVED on the way (a failover the slot map had not caught yet) moved the map: the answer came from a
+      // primary that was not checked, and is dropped.
+      return usable(key) ? value : undefined
     },
 
     /** SET … EX; false when the cache could not store it. */
     async set (key: string, value: string | Buffer, ttl = ttlSeconds): Promise<boolean> {
-      if (!usable(key)) return false
-      return failures.attempt('set', false, async () => { await redis!.set(key, value, 'EX', ttl); return true })
+      if (!usable(key, filler)) return false
+      return failures.attempt('set', false, async () => { await filler!.set(key, value, 'EX', ttl); return true })
     },
 
     async delete (key: string): Promise<void> {
@@ -95,12 +108,12 @@ export function createCacheStore (opts: {
     async readFence (hashKey: string, field: string): Promise<Fence | null> {
       if (!usable(hashKey)) return null
       const tokens = await failures.attempt<Array<string | null> | null>('fence', null, () => redis!.hmget(hashKey, field, GROUP_WIDE_FIELD))
-      return tokens ? { hashKey, field, tokens: [tokens[0] ?? '', tokens[1] ?? ''] } : null
+      return tokens && usable(hashKey) ? { hashKey, field, tokens: [tokens[0] ?? '', tokens[1] ?? ''] } : null
     },
 
     /** SET … EX ttl, unless an invalidation moved the fence since `readFence`. */
     async setFenced (fence: Fence, key: string, value: string | Buffer, ttl = ttlSeconds): Promise<FencedSetResult> {
-      if (!usable(key)) return 'error'
+      if (!usable(key, filler)) return 'error'
       return failures.attempt<FencedSetResult>('set', 'error', async () => {
         const stored = await scripted.cbSetFenced(2, fence.hashKey, key, fence.field, fence.tokens[0], fence.tokens[1], value, ttl)
         return stored === 1 ? 'stored' : 'fenced'
