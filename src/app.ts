@@ -20,6 +20,8 @@ import dashboardPlugin from './features/dashboard/index.js'
 import realtimePlugin from './features/realtime/index.js'
 import changesPlugin from './features/changes/index.js'
 import monitoringPlugin from './features/monitoring/index.js'
+import rollupsPlugin from './features/rollups/index.js'
+import maintenancePlugin from './features/maintenance/index.js'
 import queuePlugin from './features/queue/index.js'
 import evaluationPlugin from './features/evaluation/index.js'
 import managementPlugin from './features/management/index.js'
@@ -125,9 +127,12 @@ export async function buildApp (opts: BuildOptions) {
     emit: (event) => app.realtime.emit(event)
   })
 
-  // 6. What changes things: the state machine and alert lifecycle, evaluation (queue, else inline; the
-  //    workers and the sweep), management, alert actions, ingestion. Then reports, health, the page.
+  // 6. What changes things: the state machine and alert lifecycle, rollup rebuilds, partitions and retention,
+  //    evaluation (queue, else inline; the workers, the sweep and maintenance), management, alert actions,
+  //    ingestion. Then reports, health, the page.
   await app.register(monitoringPlugin)
+  await app.register(rollupsPlugin)
+  await app.register(maintenancePlugin)
   await app.register(queuePlugin)
   await app.register(evaluationPlugin, { worker: opts.worker ?? false, sweeper: opts.sweeper ?? false })
   await app.register(managementPlugin)

@@ -28,7 +28,14 @@ export const envSchema = z.object({
   CORS_ORIGINS: z.string().default(''),
   RATE_LIMIT_MAX: intIn(1, 10_000_000).default(600),
   TRUST_PROXY: z.string().regex(/^(true|false|\d+|[0-9a-fA-F:.,/ ]+)$/, 'true, false, a hop count or a comma-separated list of addresses/CIDRs').default('false'),
-  AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30)
+  AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30),
+  // Raw readings are dropped a whole month partition at a time once every reading in it is older than this.
+  READINGS_RETENTION_DAYS: intIn(1, 36_500).default(400),
+  // Hourly and daily rollups older than this are deleted (at least READINGS_RETENTION_DAYS).
+  ROLLUP_RETENTION_DAYS: intIn(1, 36_500).default(1100),
+  // Compliance reports: statement timeout, and how many may run at once per organization on one instance.
+  REPORT_STATEMENT_TIMEOUT_MS: intIn(100, 600_000).default(15_000),
+  REPORT_CONCURRENCY_PER_ORG: intIn(1, 100).default(2)
 })
 
 export type Env = z.infer<typeof envSchema>
@@ -63,6 +70,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   const cfg = parsed.data
   if (cfg.NODE_ENV === 'production' && !cfg.JWT_SECRET) {
     throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production'])
+  }
+  if (cfg.ROLLUP_RETENTION_DAYS < cfg.READINGS_RETENTION_DAYS) {
+    throw new ConfigError([`ROLLUP_RETENTION_DAYS: must be at least READINGS_RETENTION_DAYS (${cfg.READINGS_RETENTION_DAYS})`])
   }
   const origins = cfg.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean)
   const tp = cfg.TRUST_PROXY.trim()

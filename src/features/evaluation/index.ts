@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { createEvaluation, type Evaluation } from './service.js'
 import { createSweepTimer } from './sweep-timer.js'
+import { MAINTAIN_EVERY_MS } from '../queue/ingestion-queue.js'
 
 declare module 'fastify' {
   interface FastifyInstance { evaluation: Evaluation }
@@ -27,7 +28,8 @@ export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOp
     app.addHook('onReady', async () => {
       await queue.startWorkers({
         process: (job) => monitoring.processUnits(job.organizationId, job.unitIds),
-        sweep: () => monitoring.sweep()
+        sweep: () => monitoring.sweep(),
+        maintain: () => app.maintenance.run()
       })
     })
   }
@@ -39,5 +41,13 @@ export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOp
     })
     app.addHook('onReady', async () => { timer.start() })
     app.addHook('onClose', async () => { await timer.stop() })
+    // Partitions ahead and retention, likewise: the queue's repeatable job, else this timer (once at start too).
+    const maintainer = createSweepTimer({
+      sweep: async () => { if (!queue?.ready()) await app.maintenance.run() },
+      intervalMs: MAINTAIN_EVERY_MS,
+      log: app.log.child({ component: 'maintenance' })
+    })
+    app.addHook('onReady', async () => { maintainer.start(); void maintainer.tick() })
+    app.addHook('onClose', async () => { await maintainer.stop() })
   }
-}, { name: 'evaluation', dependencies: ['core', 'queue', 'monitoring'], decorators: { fastify: ['config', 'metrics', 'queue', 'monitoring'] } })
+}, { name: 'evaluation', dependencies: ['core', 'queue', 'monitoring', 'maintenance'], decorators: { fastify: ['config', 'metrics', 'queue', 'monitoring', 'maintenance'] } })

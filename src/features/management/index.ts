@@ -14,10 +14,11 @@ export default fp(async function managementPlugin (app) {
     db: app.db,
     clock: app.clock,
     changes: app.changes,
-    reevaluateIn: app.monitoring.reevaluateIn
+    reevaluateIn: app.monitoring.reevaluateIn,
+    rollups: app.rollups
   })
   app.decorate('management', service)
   orgRoutes(app, service)
   unitRoutes(app, service)
   deviceRoutes(app, service)
-}, { name: 'management', dependencies: ['core', 'auth', 'changes', 'monitoring'], decorators: { fastify: ['db', 'clock', 'changes', 'monitoring'] } })
+}, { name: 'management', dependencies: ['core', 'auth', 'changes', 'monitoring', 'rollups'], decorators: { fastify: ['db', 'clock', 'changes', 'monitoring', 'rollups'] } })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { and, asc, eq, type SQL } from 'drizzle-orm'
 import {
-  devices, organizations, sites, units,
+  devices, organizations, sites, unitThresholds, units,
   type Device, type Organization, type Site, type Unit, type UnitState
 } from '../../db/schema.js'
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js'
@@ -18,6 +18,11 @@ export interface ManagementOptions {
   changes: ChangePipeline
   /** Recomputes a unit's state, inside the write's transaction, after its thresholds or isActive changed (monitoring). */
   reevaluateIn: (tx: Tx, orgId: string, unitId: string) => Promise<ChangeEvent[]>
+  /** The rollups' side of a threshold change (src/features/rollups): the organization's lock, then the re-derivation. */
+  rollups: {
+    lockOrgIn: (tx: Tx, orgId: string) => Promise<void>
+    rederiveUnitIn: (tx: Tx, orgId: string, unitId: string, validFrom: Date) => Promise<void>
+  }
 }
 
 /**
@@ -26,7 +31,7 @@ export interface ManagementOptions {
  * unit created, a threshold edited) invalidates that organization whole. Ids that do not exist in the
  * organization are NotFoundError, never a foreign-key 500.
  */
-export function createManagementService ({ db, clock, changes, reevaluateIn }: ManagementOptions) {
+export function createManagementService ({ db, clock, changes, reevaluateIn, rollups }: ManagementOptions) {
   async function unitInOrg (tx: DbOrTx, orgId: string, unitId: string, lock = false): Promise<Unit> {
     const query = tx.select().from(units).where(and(eq(units.id, unitId), eq(units.organizationId, orgId)))
     const [row] = lock ? await query.for('update') : await query
@@ -104,10 +109,14 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
     /**
      * Applies a partial update. When thresholds or isActive actually changed, the unit's state is re-evaluated
      * in the same transaction (unitUpdate if the state moved, alert events if alerts opened or closed), so the
-     * row returned shows the resulting state and nothing is half-applied.
+     * row returned shows the resulting state and nothing is half-applied. A threshold change is recorded in
+     * unit_thresholds from the clock's now on, and the unit's rollups from that day on are re-derived: readings
+     * are judged by the thresholds of their time, before and after.
      */
     async updateUnit (orgId: string, unitId: string, patch: UpdateUnitInput): Promise<Unit> {
       return changes.commit(async (tx) => {
+        // Before any row lock: the rollup lock is the first one every writer of rollups takes.
+        if (patch.tempMin !== undefined || patch.tempMax !== undefined) await rollups.lockOrgIn(tx, orgId)
         const current = await unitInOrg(tx, orgId, unitId, true)
         const tempMin = patch.tempMin === undefined ? current.tempMin : round2(patch.tempMin)
         const tempMax = patch.tempMax === undefined ? current.tempMax : round2(patch.tempMax)
@@ -115,6 +124,12 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
         const isActive = patch.isActive ?? current.isActive
         const name = patch.name === undefined ? current.name : patch.name.trim()
         await tx.update(units).set({ name, tempMin, tempMax, isActive }).where(eq(units.id, current.id))
+        if (tempMin !== current.tempMin || tempMax !== current.tempMax) {
+          const validFrom = clock.now()
+          await tx.insert(unitThresholds).values({ unitId: current.id, organizationId: orgId, validFrom, tempMin, tempMax })
+            .onConflictDoUpdate({ target: [unitThresholds.unitId, unitThresholds.validFrom], set: { tempMin, tempMax } })
+          await rollups.rederiveUnitIn(tx, orgId, current.id, validFrom)
+        }
         const changed = tempMin !== current.tempMin || tempMax !== current.tempMax || isActive !== current.isActive
         const events = changed ? await reevaluateIn(tx, orgId, unitId) : []
         // Thresholds also change compliance and trend alarm states, which no event announces.

@@ -7,6 +7,9 @@ export interface ProcessJob { organizationId: string, unitIds: string[] }
 export const INGESTION_QUEUE = 'ingestion'
 export const MAINTENANCE_QUEUE = 'maintenance'
 const SWEEP_SCHEDULER = 'offline-sweep'
+const MAINTAIN_SCHEDULER = 'partitions-retention'
+/** Partitions ahead and retention: hourly is plenty (partitions are monthly, retention drops whole months). */
+export const MAINTAIN_EVERY_MS = 3600_000
 const ENQUEUE_TIMEOUT_MS = 1000
 
 /**
@@ -61,13 +64,19 @@ export function createIngestionQueue (opts: {
       }
     },
 
-    /** Starts the evaluation worker and the offline sweeper (a repeatable job shared by all workers). */
-    async startWorkers (handlers: { process: (job: ProcessJob) => Promise<void>, sweep: () => Promise<void> }): Promise<void> {
+    /**
+     * Starts the evaluation worker, the offline sweeper and, when given, database maintenance (repeatable jobs
+     * shared by all workers).
+     */
+    async startWorkers (handlers: { process: (job: ProcessJob) => Promise<void>, sweep: () => Promise<void>, maintain?: () => Promise<unknown> }): Promise<void> {
       const connection = opts.redis.connection('worker')
       const worker = new Worker<ProcessJob>(INGESTION_QUEUE, async (job: Job<ProcessJob>) => handlers.process(job.data), {
         connection, prefix: opts.prefix, concurrency: 4
       })
-      const sweeper = new Worker(MAINTENANCE_QUEUE, async () => handlers.sweep(), { connection: opts.redis.connection('worker'), prefix: opts.prefix, concurrency: 1 })
+      const sweeper = new Worker(MAINTENANCE_QUEUE, async (job: Job) => {
+        if (job.name === 'maintain') await handlers.maintain?.()
+        else await handlers.sweep()
+      }, { connection: opts.redis.connection('worker'), prefix: opts.prefix, concurrency: 1 })
       for (const w of [worker, sweeper]) {
         w.on('error', (err) => log.debug({ err: err.message }, 'worker error'))
         w.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'job failed'))
@@ -78,6 +87,11 @@ export function createIngestionQueue (opts: {
           await maintenance.upsertJobScheduler(SWEEP_SCHEDULER, { every: opts.sweepEverySeconds * 1000 }, {
             name: 'sweep', opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } }
           })
+          if (handlers.maintain) {
+            await maintenance.upsertJobScheduler(MAINTAIN_SCHEDULER, { every: MAINTAIN_EVERY_MS }, {
+              name: 'maintain', opts: { removeOnComplete: { count: 24 }, removeOnFail: { count: 100 } }
+            })
+          }
         } catch (err) {
           log.warn({ err: (err as Error).message }, 'could not schedule the offline sweep yet; retried when Redis is back')
         }
