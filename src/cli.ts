@@ -9,6 +9,9 @@ commands:
   migrate                          apply database migrations (DATABASE_URL, or the embedded database)
   seed --orgs N --units M --hours H --interval-seconds S [--sites K] [--seed n]
                                    write a realistic dataset, print the organization ids
+  maintain                         create partitions ahead, apply retention; prints what it created and dropped
+  rollups rebuild [--org ID] [--from ISO] [--to ISO]
+                                   recompute rollups from raw readings (idempotent)
   token --org <id>[:role] ... [--admin] [--ttl 12h] [--sub name]
                                    print a JWT (role: viewer | manager | owner, default viewer)
   api-key create --org <id> [--name n]
@@ -27,6 +30,8 @@ const commands: Record<string, () => Promise<Handler>> = {
   worker: async () => (await import('./commands/serve.js')).worker,
   migrate: async () => (await import('./commands/migrate.js')).migrate,
   seed: async () => (await import('./commands/seed.js')).seed,
+  maintain: async () => (await import('./commands/maintain.js')).maintain,
+  rollups: async () => (await import('./commands/rollups.js')).rollups,
   token: async () => (await import('./commands/token.js')).token,
   'api-key': async () => (await import('./commands/api-key.js')).apiKey,
   demo: async () => (await import('./commands/demo.js')).demo,

@@ -77,3 +77,15 @@ export async function monthsInDefault (db: Db): Promise<number[]> {
     from sensor_readings_default order by 1`)
   return found.map((r) => r.ms)
 }
+
+/** Creates the partitions missing for every month of [fromMs, toMs] (bulk loads: seeding). Returns their names. */
+export async function ensureMonthPartitions (db: Db, fromMs: number, toMs: number): Promise<string[]> {
+  const parts = await listPartitions(db)
+  const created: string[] = []
+  for (let m = monthStart(fromMs); m <= toMs; m = addMonths(m, 1)) {
+    if (covers(parts, m)) continue
+    await createMonthPartition(db, m)
+    created.push(partitionName(m))
+  }
+  return created
+}
