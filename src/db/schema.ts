@@ -103,7 +103,7 @@ export const unitThresholds = pgTable('unit_thresholds', {
  * Per unit and bucket (5 minutes, 1 hour, 1 day, aligned on the epoch in UTC): readings, how many were above
  * temp_max or below temp_min of their time (in range = readings − above − below), sum, min and max. Maintained
  * by the statement trigger on sensor_readings in the inserting statement (migration 0003); no foreign keys, like
- * sensor_readings. fillfactor 80 keeps room for HOT updates (the counters change, no indexed column does).
+ * sensor_readings. A fillfactor (50 for 5 minutes, 80 otherwise) keeps room for HOT updates of the counters.
  */
 function rollupTable<N extends string> (name: N) {
   return pgTable(name, {
