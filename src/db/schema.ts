@@ -97,7 +97,10 @@ export const unitThresholds = pgTable('unit_thresholds', {
   validFrom: ts('valid_from').notNull(),
   tempMin: temp('temp_min').notNull(),
   tempMax: temp('temp_max').notNull()
-}, (t) => [primaryKey({ name: 'unit_thresholds_pkey', columns: [t.unitId, t.validFrom] })])
+}, (t) => [
+  primaryKey({ name: 'unit_thresholds_pkey', columns: [t.unitId, t.validFrom] }),
+  index('unit_thresholds_org_idx').on(t.organizationId)
+])
 
 /**
  * Per unit and bucket (5 minutes, 1 hour, 1 day, aligned on the epoch in UTC): readings, how many were above

@@ -11,6 +11,9 @@ CREATE TABLE "unit_thresholds" (
 	CONSTRAINT "unit_thresholds_pkey" PRIMARY KEY ("unit_id", "valid_from")
 );
 --> statement-breakpoint
+-- The raw edges of an organization's window join its threshold periods.
+CREATE INDEX "unit_thresholds_org_idx" ON "unit_thresholds" ("organization_id");
+--> statement-breakpoint
 -- Existing units: their current thresholds, since forever (the only history there is).
 INSERT INTO "unit_thresholds" ("unit_id", "organization_id", "valid_from", "temp_min", "temp_max")
 SELECT "id", "organization_id", '-infinity', "temp_min", "temp_max" FROM "units";

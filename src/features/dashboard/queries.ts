@@ -76,13 +76,13 @@ function dashboardPieces (scope: Scope, w: DashboardWindow, levels: Array<'1h' |
 }
 
 // Whole buckets from the rollups (each reading judged by the thresholds of its time), the edges from raw readings.
-// Readings of deactivated units are left out, as in the compliance report, so that the dashboard agrees with it.
+// Readings of deactivated units are left out, as in the compliance report, so that the dashboard agrees with it:
+// by their ids (a few, usually none) rather than by a join of every row with units, which cost a third of the time.
 const complianceCounts = (orgId: string, w: DashboardWindow): SQL => sql`
   select coalesce(sum(p.readings), 0)::int as readings,
     coalesce(sum(p.readings - p.above - p.below), 0)::int as in_range
   from (${dashboardPieces({ orgId }, w, ['1h', '5m'])}) p
-  join units u on u.id = p.unit_id
-  where u.organization_id = ${orgId} and u.is_active`
+  where p.unit_id <> all (array(select id from units where organization_id = ${orgId} and not is_active))`
 
 const compliancePercent = sql`case when cc.readings = 0 then 100 else round(100.0 * cc.in_range / cc.readings, 1) end::float8`
 

@@ -25,29 +25,35 @@ function scopeWhere (alias: string, scope: Scope): SQL {
     : sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = ${scope.unitId}::uuid`
 }
 
-function rollupPiece (level: Level, scope: Scope, ranges: Array<{ from: number, to: number }>): SQL {
-  const within = sql.join(ranges.map((r) => sql`(r.bucket >= ${iso(r.from)}::timestamptz and r.bucket < ${iso(r.to)}::timestamptz)`), sql` or `)
+function rollupPiece (level: Level, scope: Scope, r: { from: number, to: number }): SQL {
   return sql`
     select r.unit_id, r.bucket as at, r.readings, r.above, r.below, r.temp_sum, r.temp_min, r.temp_max
     from ${sql.raw(LEVELS[level].table)} r
-    where ${scopeWhere('r', scope)} and (${within})`
+    where ${scopeWhere('r', scope)} and r.bucket >= ${iso(r.from)}::timestamptz and r.bucket < ${iso(r.to)}::timestamptz`
 }
 
-function rawPiece (scope: Scope, ranges: RawRange[]): SQL {
-  const within = sql.join(ranges.map((r) => sql`(n.recorded_at ${sql.raw(r.fromIncluded ? '>=' : '>')} ${iso(r.from)}::timestamptz
-    and n.recorded_at ${sql.raw(r.toIncluded ? '<=' : '<')} ${iso(r.to)}::timestamptz)`), sql` or `)
+/** The scope's threshold periods [valid_from, valid_to): what raw readings are judged by, in a hash join. */
+function thresholdPeriods (scope: Scope): SQL {
+  return sql`
+    select h.unit_id, h.valid_from, h.temp_min, h.temp_max,
+      coalesce(lead(h.valid_from) over (partition by h.unit_id order by h.valid_from), 'infinity') as valid_to
+    from unit_thresholds h
+    where ${scopeWhere('h', scope)}`
+}
+
+// One piece per range (not an OR of ranges): each is then a plain range scan of its index (index-only for raw
+// readings, the covering index holding unit and temperature).
+function rawPiece (scope: Scope, r: RawRange): SQL {
   return sql`
     select n.unit_id, n.recorded_at as at, 1 as readings,
       coalesce((n.temperature > t.temp_max)::int, 0) as above,
       coalesce((n.temperature < t.temp_min)::int, 0) as below,
       n.temperature::numeric as temp_sum, n.temperature as temp_min, n.temperature as temp_max
     from sensor_readings n
-    left join lateral (
-      select h.temp_min, h.temp_max from unit_thresholds h
-      where h.unit_id = n.unit_id and h.valid_from <= n.recorded_at
-      order by h.valid_from desc limit 1
-    ) t on true
-    where ${scopeWhere('n', scope)} and (${within})`
+    left join th t on t.unit_id = n.unit_id and n.recorded_at >= t.valid_from and n.recorded_at < t.valid_to
+    where ${scopeWhere('n', scope)}
+      and n.recorded_at ${sql.raw(r.fromIncluded ? '>=' : '>')} ${iso(r.from)}::timestamptz
+      and n.recorded_at ${sql.raw(r.toIncluded ? '<=' : '<')} ${iso(r.to)}::timestamptz`
 }
 
 /**
@@ -57,14 +63,13 @@ function rawPiece (scope: Scope, ranges: RawRange[]): SQL {
  */
 export function windowPieces (scope: Scope, segments: Segment[], raw: RawRange[]): SQL {
   const parts: SQL[] = []
-  for (const level of Object.keys(LEVELS) as Level[]) {
-    const ranges = segments.filter((s) => s.level === level)
-    if (ranges.length > 0) parts.push(rollupPiece(level, scope, ranges))
-  }
+  for (const s of segments) if (s.level !== 'raw') parts.push(rollupPiece(s.level, scope, s))
   const rawRanges = [...raw, ...segments.filter((s) => s.level === 'raw').map((s) => ({ from: s.from, to: s.to, fromIncluded: true, toIncluded: false }))]
-  if (rawRanges.length > 0) parts.push(rawPiece(scope, rawRanges))
+    .filter((r) => r.from < r.to || (r.from === r.to && r.fromIncluded && r.toIncluded))
+  for (const r of rawRanges) parts.push(rawPiece(scope, r))
   if (parts.length === 0) return sql`select null::uuid as unit_id, null::timestamptz as at, 0 as readings, 0 as above, 0 as below, 0::numeric as temp_sum, null::numeric as temp_min, null::numeric as temp_max where false`
-  return sql.join(parts, sql` union all `)
+  const union = sql.join(parts, sql` union all `)
+  return rawRanges.length === 0 ? union : sql`with th as (${thresholdPeriods(scope)}) ${union}`
 }
 
 function bounds (column: string, from: Date | null, to: Date | null): SQL {
