@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, it } from 'vitest'
 import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { MAINTENANCE_QUEUE } from '../../../src/features/queue/ingestion-queue.js'
