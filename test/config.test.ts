@@ -40,7 +40,7 @@ describe('configuration', () => {
   it('reads the retention and report limits, and keeps rollups at least as long as readings', () => {
     expect(loadConfig({})).toMatchObject({ READINGS_RETENTION_DAYS: 400, ROLLUP_RETENTION_DAYS: 1100, REPORT_STATEMENT_TIMEOUT_MS: 15_000, REPORT_CONCURRENCY_PER_ORG: 2 })
     expect(loadConfig({ READINGS_RETENTION_DAYS: '30', ROLLUP_RETENTION_DAYS: '30' }).ROLLUP_RETENTION_DAYS).toBe(30)
-    expect(() => loadConfig({ READINGS_RETENTION_DAYS: '500' })).toThrow(/ROLLUP_RETENTION_DAYS: must be at least READINGS_RETENTION_DAYS \(500\)/)
+    expect(() => loadConfig({ READINGS_RETENTION_DAYS: '1200' })).toThrow(/ROLLUP_RETENTION_DAYS: must be at least READINGS_RETENTION_DAYS \(1200\)/)
     expect(() => loadConfig({ REPORT_CONCURRENCY_PER_ORG: '0' })).toThrow(/REPORT_CONCURRENCY_PER_ORG/)
   })
 
