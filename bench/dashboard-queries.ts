@@ -18,7 +18,7 @@ import { sql, type SQL } from 'drizzle-orm'
 import { createDatabase, rows, type Database, type Db } from '../src/infra/postgres.js'
 import { manualClock } from '../src/lib/clock.js'
 import { createDashboardQueries, dashboardSql, dashboardWindow } from '../src/features/dashboard/queries.js'
-import { complianceReportSql, createReportsService } from '../src/features/reports/service.js'
+import { complianceDaysSql, createReportsService } from '../src/features/reports/service.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -198,7 +198,7 @@ async function main (): Promise<void> {
       compliancePercentage: dashboardSql.compliance(orgId, w),
       stats: dashboardSql.stats(orgId, w),
       statsGivenCompliance: dashboardSql.stats(orgId, null),
-      complianceReport24h: complianceReportSql(orgId, new Date(end.getTime() - 24 * 3600_000), end)
+      complianceReport24h: complianceDaysSql(orgId, new Date(end.getTime() - 24 * 3600_000), end)
     }
     for (const [name, query] of Object.entries(plans)) {
       console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) ${name}\n\`\`\`\n${await explain(db, query)}\n\`\`\``)

@@ -44,71 +44,108 @@ export interface ComplianceReport {
   units: UnitCompliance[]
 }
 
-interface ReportRow {
-  unit_id: string | null
-  unit_name: string | null
-  readings: number
-  in_range: number
-  percentage: number
-  excursions: number
-  lo: number | null
-  hi: number | null
-  days: string | null
+interface UnitRow { unit_id: string | null, unit_name: string | null }
+interface DayRow { unit_id: string, day_ms: number, readings: number, in_range: number, lo: number | null, hi: number | null }
+interface ExcursionRow { unit_id: string, day_ms: number, excursions: number }
+
+/** inRange / readings in percent to one decimal, rounded half away from zero as PostgreSQL's round(numeric); 100 without readings. */
+export function percentage (inRange: number, readings: number): number {
+  return readings === 0 ? 100 : Math.round(1000 * inRange / readings) / 10
 }
 
-type DayTuple = [string, number, number, number, number | null, number | null, number]
-
-const percent = (readings: string, inRange: string) =>
-  sql.raw(`case when ${readings} = 0 then 100 else round(100.0 * ${inRange} / ${readings}, 1) end::float8`)
-
-/**
- * Per active unit: readings and in-range readings of [from, to), each judged by the thresholds of its time, the
- * excursion alerts triggered in it, min and max, and the same per UTC day. Whole days, hours and 5-minute buckets
- * come from the rollups, the partial 5-minute buckets at the edges from raw readings. No row at all means the
- * organization does not exist; one row with a null unit means it has no active unit.
- */
-export function complianceReportSql (orgId: string, from: Date, to: Date): SQL {
-  const pieces = windowPieces({ orgId }, decompose(from.getTime(), to.getTime(), ['1d', '1h', '5m']), [])
-  const firstDay = new Date(floorTo(from.getTime(), DAY)).toISOString()
-  const lastDay = new Date(floorTo(to.getTime() - 1, DAY)).toISOString()
+/** The organization's active units by name; no row at all when it does not exist, one null row when it has none. */
+export function reportUnitsSql (orgId: string): SQL {
   return sql`
-    with p as (${pieces}),
-    d as (
-      select p.unit_id, date_bin('1 day', p.at, ${EPOCH}) as day, sum(p.readings)::int as readings,
-        sum(p.readings - p.above - p.below)::int as in_range, min(p.temp_min) as lo, max(p.temp_max) as hi
-      from p group by 1, 2
-    ), x as (
-      select unit_id, date_bin('1 day', triggered_at, ${EPOCH}) as day, count(*)::int as excursions
-      from alerts
-      where organization_id = ${orgId} and type = 'temperature_excursion'
-        and triggered_at >= ${from.toISOString()}::timestamptz and triggered_at < ${to.toISOString()}::timestamptz
-      group by 1, 2
-    ), days as (
-      select g as day from generate_series(${firstDay}::timestamptz, ${lastDay}::timestamptz, interval '24 hours') g
-    ), ud as (
-      select u.id as unit_id, days.day, coalesce(d.readings, 0) as readings, coalesce(d.in_range, 0) as in_range,
-        d.lo, d.hi, coalesce(x.excursions, 0) as excursions
-      from units u
-      cross join days
-      left join d on d.unit_id = u.id and d.day = days.day
-      left join x on x.unit_id = u.id and x.day = days.day
-      where u.organization_id = ${orgId} and u.is_active
-    ), agg as (
-      select unit_id, sum(readings)::int as readings, sum(in_range)::int as in_range, sum(excursions)::int as excursions,
-        min(lo)::float8 as lo, max(hi)::float8 as hi,
-        json_agg(json_build_array(to_char(day at time zone 'UTC', 'YYYY-MM-DD'), readings, in_range,
-          ${percent('readings', 'in_range')}, lo::float8, hi::float8, excursions) order by day)::text as days
-      from ud group by unit_id
-    )
-    select u.id as unit_id, u.name as unit_name,
-      coalesce(a.readings, 0) as readings, coalesce(a.in_range, 0) as in_range,
-      ${percent('coalesce(a.readings, 0)', 'a.in_range')} as percentage,
-      coalesce(a.excursions, 0) as excursions, a.lo, a.hi, a.days
+    select u.id as unit_id, u.name as unit_name
     from organizations o
     left join units u on u.organization_id = o.id and u.is_active
-    left join agg a on a.unit_id = u.id
     where o.id = ${orgId}
     order by u.name, u.id`
+}
+
+/**
+ * Per unit and UTC day of [from, to): readings, in-range readings (each judged by the thresholds of its time), min
+ * and max; only (unit, day) pairs with readings. Whole days are daily rollup rows as they are; the partial first and
+ * last days are summed from hourly and 5-minute rollups and the raw readings of the partial 5-minute buckets at the
+ * edges. The costly statement of a report (bench/rollups.ts).
+ */
+export function complianceDaysSql (orgId: string, from: Date, to: Date): SQL {
+  const segments = decompose(from.getTime(), to.getTime(), ['1d', '1h', '5m'])
+  const whole = segments.filter((s) => s.level === '1d')
+  const partial = segments.filter((s) => s.level !== '1d')
+  const parts: SQL[] = whole.map((d) => sql`
+    select unit_id, (extract(epoch from bucket) * 1000)::float8 as day_ms, readings, readings - above - below as in_range,
+      temp_min::float8 as lo, temp_max::float8 as hi
+    from reading_rollups_1d
+    where organization_id = ${orgId} and bucket >= ${new Date(d.from).toISOString()}::timestamptz and bucket < ${new Date(d.to).toISOString()}::timestamptz`)
+  // The window's first and last days, when partial: their pieces summed per unit and day.
+  if (partial.length > 0) {
+    parts.push(sql`
+      select p.unit_id, (extract(epoch from date_bin('1 day', p.at, ${EPOCH})) * 1000)::float8 as day_ms,
+        sum(p.readings)::int as readings, sum(p.readings - p.above - p.below)::int as in_range,
+        min(p.temp_min)::float8 as lo, max(p.temp_max)::float8 as hi
+      from (${windowPieces({ orgId }, partial, [])}) p
+      group by 1, 2`)
+  }
+  return sql.join(parts, sql` union all `)
+}
+
+/** temperature_excursion alerts triggered in [from, to), per unit and UTC day. */
+export function excursionsSql (orgId: string, from: Date, to: Date): SQL {
+  return sql`
+    select unit_id, (extract(epoch from date_bin('1 day', triggered_at, ${EPOCH})) * 1000)::float8 as day_ms, count(*)::int as excursions
+    from alerts
+    where organization_id = ${orgId} and type = 'temperature_excursion'
+      and triggered_at >= ${from.toISOString()}::timestamptz and triggered_at < ${to.toISOString()}::timestamptz
+    group by 1, 2`
+}
+
+/**
+ * The report from its three result sets: every UTC day the window touches for every active unit (zeros where
+ * nothing was recorded), the unit's totals summed from its days. Rows of units that are not active are ignored.
+ */
+export function assembleReport (orgId: string, from: Date, to: Date, unitRows: UnitRow[], dayRows: DayRow[], excursionRows: ExcursionRow[]): ComplianceReport {
+  const days: number[] = []
+  for (let d = floorTo(from.getTime(), DAY); d < to.getTime(); d += DAY) days.push(d)
+  const dates = days.map((d) => new Date(d).toISOString().slice(0, 10))
+  const index = new Map(days.map((d, i) => [d, i]))
+  const perUnit = new Map<string, DayCompliance[]>()
+  const ofUnit = (unitId: string): DayCompliance[] => {
+    let list = perUnit.get(unitId)
+    if (!list) {
+      list = dates.map((date) => ({ date, readings: 0, inRange: 0, percentage: 100, min: null, max: null, excursions: 0 }))
+      perUnit.set(unitId, list)
+    }
+    return list
+  }
+  for (const r of dayRows) {
+    const day = ofUnit(r.unit_id)[index.get(r.day_ms)!]!
+    day.readings = r.readings
+    day.inRange = r.in_range
+    day.percentage = percentage(r.in_range, r.readings)
+    day.min = r.lo
+    day.max = r.hi
+  }
+  for (const x of excursionRows) ofUnit(x.unit_id)[index.get(x.day_ms)!]!.excursions = x.excursions
+  const units: UnitCompliance[] = []
+  for (const u of unitRows) {
+    if (u.unit_id === null || u.unit_name === null) continue
+    const list = ofUnit(u.unit_id)
+    let readings = 0
+    let inRange = 0
+    let excursions = 0
+    let min: number | null = null
+    let max: number | null = null
+    for (const d of list) {
+      readings += d.readings
+      inRange += d.inRange
+      excursions += d.excursions
+      if (d.min !== null && (min === null || d.min < min)) min = d.min
+      if (d.max !== null && (max === null || d.max > max)) max = d.max
+    }
+    units.push({ unitId: u.unit_id, unitName: u.unit_name, readings, inRange, percentage: percentage(inRange, readings), excursions, min, max, days: list })
+  }
+  return { organizationId: orgId, from: from.toISOString(), to: to.toISOString(), units }
 }
 
 export interface ReportWindowInput { from?: string, to?: string }
@@ -168,36 +205,24 @@ export function createReportsService (deps: ReportsOptions) {
 
     async compliance (orgId: string, input: ReportWindowInput = {}): Promise<ComplianceReport> {
       const { from, to } = resolveReportWindow(input, clock.now())
-      let result: ReportRow[]
       try {
-        result = await db.transaction(async (tx) => {
+        // One snapshot for the three statements, each within the report's time budget.
+        const [unitRows, dayRows, excursionRows] = await db.transaction(async (tx) => {
           await tx.execute(sql.raw(`set local statement_timeout = ${Math.floor(statementTimeoutMs)}`))
-          return rows<ReportRow>(tx, complianceReportSql(orgId, from, to))
-        })
+          return [
+            await rows<UnitRow>(tx, reportUnitsSql(orgId)),
+            await rows<DayRow>(tx, complianceDaysSql(orgId, from, to)),
+            await rows<ExcursionRow>(tx, excursionsSql(orgId, from, to))
+          ] as const
+        }, { isolationLevel: 'repeatable read' })
+        if (unitRows.length === 0) throw new NotFoundError('organization')
+        return assembleReport(orgId, from, to, unitRows, dayRows, excursionRows)
       } catch (err) {
         if (isStatementTimeout(err)) {
           throw new AppError('REPORT_TIMEOUT', `the report took longer than ${statementTimeoutMs} ms; ask for a shorter window`, 503, { cause: err })
         }
         throw err
       }
-      if (result.length === 0) throw new NotFoundError('organization')
-      const units: UnitCompliance[] = []
-      for (const r of result) {
-        if (r.unit_id === null || r.unit_name === null) continue
-        const days = JSON.parse(r.days ?? '[]') as DayTuple[]
-        units.push({
-          unitId: r.unit_id,
-          unitName: r.unit_name,
-          readings: r.readings,
-          inRange: r.in_range,
-          percentage: r.percentage,
-          excursions: r.excursions,
-          min: r.lo,
-          max: r.hi,
-          days: days.map(([date, readings, inRange, percentage, min, max, excursions]) => ({ date, readings, inRange, percentage, min, max, excursions }))
-        })
-      }
-      return { organizationId: orgId, from: from.toISOString(), to: to.toISOString(), units }
     }
   }
 }
