@@ -16,6 +16,9 @@ commands:
                                    print a JWT (role: viewer | manager | owner, default viewer)
   api-key create --org <id> [--name n]
                                    print a new device API key (shown once)
+  api-key list --org <id>          the organization's keys: id, created, active or revoked, name
+  api-key revoke --org <id> <key-id>
+                                   revoke a key (refused from the next request on)
   demo [--port N] [--interval S] [--verbose]
                                    embedded database, seeded demo organization, live simulated readings
   simulate [flags]                 drive coldboard like real clients: W1 by default (coldboard simulate --help)

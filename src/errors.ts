@@ -31,12 +31,36 @@ export class ForbiddenError extends AppError {
   constructor (message = 'not allowed for this organization') { super('FORBIDDEN', message, 403) }
 }
 
+export class ServiceUnavailableError extends AppError {
+  readonly retryAfterSeconds = 1
+  constructor (message: string, options?: { cause?: unknown }) { super('SERVICE_UNAVAILABLE', message, 503, options) }
+}
+
 export interface ErrorBody { error: { code: string, message: string } }
+
+/**
+ * A database that cannot take the query now: the pool had no connection within PG_ACQUIRE_TIMEOUT_MS, a statement
+ * ran past PG_STATEMENT_TIMEOUT_MS (57014), the server refuses connections (53300, ECONNREFUSED). Drizzle wraps
+ * the driver's error, so the whole cause chain is searched.
+ */
+export function databaseUnavailable (err: unknown): ServiceUnavailableError | null {
+  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown, message?: unknown }
+    if (typeof message === 'string' && /timeout exceeded when trying to connect/i.test(message)) {
+      return new ServiceUnavailableError('the database is busy (no connection available): retry shortly', { cause: err })
+    }
+    if (code === '57014') return new ServiceUnavailableError('the database took too long to answer: retry shortly', { cause: err })
+    if (code === '53300' || code === 'ECONNREFUSED' || code === '57P03') return new ServiceUnavailableError('the database is unavailable: retry shortly', { cause: err })
+  }
+  return null
+}
 
 interface FastifyLikeError { statusCode?: number, code?: string, message: string, validation?: unknown }
 
 /** Maps any thrown value to a status and a public body; internals of 5xx stay hidden. */
 export function toErrorResponse (err: unknown): { statusCode: number, body: ErrorBody } {
+  const unavailable = err instanceof AppError ? null : databaseUnavailable(err)
+  if (unavailable) return toErrorResponse(unavailable)
   if (err instanceof AppError) {
     return { statusCode: err.statusCode, body: { error: { code: err.code, message: err.message } } }
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -82,5 +82,14 @@ describe('configuration', () => {
     const unknown = spawnSync(process.execPath, ['bin/coldboard.js', 'frobnicate'], { encoding: 'utf8', timeout: 30_000 })
     expect(unknown.status).toBe(1)
     expect(unknown.stderr.trim()).toBe('coldboard: unknown command "frobnicate" (see coldboard --help)')
+  })
+
+  it("refuses .env.example's sample JWT secret in production, and an unusable TOKEN_MAX_TTL", () => {
+    const sample = /^# JWT_SECRET=(.+)$/m.exec(readFileSync('.env.example', 'utf8'))![1]!
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: sample })).toThrow(/JWT_SECRET: the sample value/)
+    expect(loadConfig({ NODE_ENV: 'development', JWT_SECRET: sample }).JWT_SECRET).toBe(sample)
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).tokenMaxTtlMs).toBe(30 * 86_400_000)
+    expect(() => loadConfig({ TOKEN_MAX_TTL: 'forever' })).toThrow(/TOKEN_MAX_TTL/)
+    expect(() => loadConfig({ TOKEN_MAX_TTL: '10s' })).toThrow(/TOKEN_MAX_TTL: at least a minute/)
   })
 })

@@ -54,7 +54,7 @@ async function getJson<T> (http: HttpClient, url: string, token: string): Promis
 export async function runWorkload (o: RunOptions) {
   const w = o.workload
   const rng = createRng(deriveSeed(w.seed, 0x5e))
-  const tokens = createTokenService(o.jwtSecret)
+  const tokens = createTokenService(o.jwtSecret, { maxTtlMs: 30 * 86_400_000 })
   const http = createHttpClient()
   const recorder = createRecorder()
   const viewerOrgs: ViewerOrg[] = []

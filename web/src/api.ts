@@ -78,16 +78,36 @@ export function createApi (opts: { token: string, orgId: string, onUnauthorized:
     return { data: body as T, cache: cache === 'hit' || cache === 'miss' || cache === 'bypass' ? cache : null }
   }
 
+  /** Every page of a list: the API answers at most 1000 rows and announces the next page in `Link: <…>; rel="next"`. */
+  async function requestAll<T> (path: string): Promise<Reply<T[]>> {
+    const rows: T[] = []
+    let next: string | null = path
+    let cache: CacheOutcome | null = null
+    for (let pages = 0; next !== null && pages < 100; pages++) {
+      let res: Response
+      try {
+        res = await fetch(next, { headers: { authorization: `Bearer ${opts.token}` } })
+      } catch {
+        throw new ApiError(0, 'NETWORK', 'The server cannot be reached.')
+      }
+      if (!res.ok) return request<T[]>(next) // the same error handling as any request
+      rows.push(...await res.json() as T[])
+      cache = null
+      next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1] ?? null
+    }
+    return { data: rows, cache }
+  }
+
   return {
     dashboard: () => request<DashboardStats>(`${org}/dashboard`),
-    units: () => request<Unit[]>(`${org}/units`),
+    units: () => requestAll<Unit>(`${org}/units`),
     sites: () => request<Site[]>(`${org}/sites`),
     trend: (unitId: string) => request<TemperatureTrend>(`${org}/units/${encodeURIComponent(unitId)}/temperature-trends`),
     /** Unresolved alerts (active and acknowledged), newest first. */
     async openAlerts (): Promise<Alert[]> {
       const [active, acked] = await Promise.all([
-        request<Alert[]>(`${org}/alerts?status=active`),
-        request<Alert[]>(`${org}/alerts?status=acknowledged`)
+        requestAll<Alert>(`${org}/alerts?status=active`),
+        requestAll<Alert>(`${org}/alerts?status=acknowledged`)
       ])
       return [...active.data, ...acked.data].sort((a, b) => b.triggeredAt.localeCompare(a.triggeredAt))
     },

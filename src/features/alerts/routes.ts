@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Alert as AlertRow } from '../../db/schema.js'
 import { Alert, AlertParams, ErrorResponse, ListAlertsQuery, OrgParams, type AlertJson } from './schemas.js'
+import { sendPage } from '../../http/paging.js'
 import type { AlertService } from './service.js'
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse }
@@ -31,11 +32,12 @@ export function alertRoutes (fastify: FastifyInstance, service: AlertService): v
     schema: {
       tags: ['alerts'],
       summary: "List the organization's alerts, newest first",
+      description: 'At most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
       querystring: ListAlertsQuery,
       response: { 200: Type.Array(Alert), ...errors }
     }
-  }, async (req) => (await service.list(req.params.orgId, req.query)).map(alertJson))
+  }, async (req, reply) => sendPage(req, reply, await service.list(req.params.orgId, req.query), alertJson))
 
   app.post('/api/orgs/:orgId/alerts/:alertId/acknowledge', {
     schema: {

@@ -11,4 +11,4 @@ export default fp(async function ingestionPlugin (app) {
   const service = createIngestionService({ db: app.db, clock: app.clock, ensurePartitions: app.maintenance.ensurePartitions })
   app.decorate('ingestion', service)
   ingestionRoutes(app, service, app.evaluation)
-}, { name: 'ingestion', dependencies: ['core', 'auth', 'evaluation', 'maintenance'], decorators: { fastify: ['db', 'clock', 'config', 'metrics', 'evaluation', 'maintenance'] } })
+}, { name: 'ingestion', dependencies: ['core', 'auth', 'evaluation', 'maintenance'], decorators: { fastify: ['db', 'clock', 'metrics', 'evaluation', 'maintenance'] } })

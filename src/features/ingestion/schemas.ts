@@ -22,6 +22,4 @@ export const IngestResult = Type.Object({
   duplicates: Type.Integer({ description: 'Readings already stored (same device and recordedAt), in this batch or before' })
 })
 
-export const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() })
-})
+export { ErrorResponse } from '../../http/schemas.js'

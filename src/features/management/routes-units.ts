@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { sendPage } from '../../http/paging.js'
 import { unitJson } from './json.js'
 import { CreateUnitBody, ErrorResponse, ListUnitsQuery, OrgParams, Unit, UnitParams, UpdateUnitBody } from './schemas.js'
 import type { ManagementService } from './service.js'
@@ -29,14 +30,12 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
     schema: {
       tags: ['units'],
       summary: "List the organization's units",
+      description: 'By name; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
       querystring: ListUnitsQuery,
       response: { 200: Type.Array(Unit), ...errors }
     }
-  }, async (req) => {
-    const rows = await service.listUnits(req.params.orgId, req.query)
-    return rows.map(unitJson)
-  })
+  }, async (req, reply) => sendPage(req, reply, await service.listUnits(req.params.orgId, { ...req.query, limit: req.query.limit ?? 1000 }), unitJson))
 
   app.get('/api/orgs/:orgId/units/:unitId', {
     schema: {

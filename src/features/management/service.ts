@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { and, asc, eq, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm'
 import {
   devices, organizations, sites, unitThresholds, units,
   type Device, type Organization, type Site, type Unit, type UnitState
@@ -9,6 +9,9 @@ import type { Db, DbOrTx, Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import type { ChangePipeline } from '../changes/pipeline.js'
+import { isText, isUuid, readCursor, toPage, type Page } from '../../http/paging.js'
+
+export interface PageRequest { limit: number, cursor?: string }
 import type { CreateDeviceInput, CreateUnitInput, UpdateUnitInput } from './schemas.js'
 
 export interface ManagementOptions {
@@ -64,9 +67,14 @@ export function createManagementService ({ db, clock, changes, reevaluateIn, rol
       })
     },
 
-    async listSites (orgId: string): Promise<Site[]> {
+    /** By name, then id; `limit` rows after `cursor` (keyset paging). */
+    async listSites (orgId: string, page: PageRequest): Promise<Page<Site>> {
       await assertOrganization(db, orgId)
-      return db.select().from(sites).where(eq(sites.organizationId, orgId)).orderBy(asc(sites.name), asc(sites.id))
+      const after = readCursor(page.cursor, 'sites', [isText, isUuid])
+      const rows = await db.select().from(sites)
+        .where(and(eq(sites.organizationId, orgId), after ? sql`(${sites.name}, ${sites.id}) > (${after[0] as string}, ${after[1] as string}::uuid)` : undefined))
+        .orderBy(asc(sites.name), asc(sites.id)).limit(page.limit + 1)
+      return toPage(rows, page.limit, 'sites', (r) => [r.name, r.id])
     },
 
     async createUnit (orgId: string, input: CreateUnitInput): Promise<Unit> {
@@ -94,12 +102,16 @@ export function createManagementService ({ db, clock, changes, reevaluateIn, rol
       })
     },
 
-    async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } = {}): Promise<Unit[]> {
+    /** By name, then id, optionally of one site or in one state; keyset paging. */
+    async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } & PageRequest): Promise<Page<Unit>> {
       await assertOrganization(db, orgId)
+      const after = readCursor(filter.cursor, 'units', [isText, isUuid])
       const where: SQL[] = [eq(units.organizationId, orgId)]
       if (filter.siteId) where.push(eq(units.siteId, filter.siteId))
       if (filter.state) where.push(eq(units.state, filter.state))
-      return db.select().from(units).where(and(...where)).orderBy(asc(units.name), asc(units.id))
+      if (after) where.push(sql`(${units.name}, ${units.id}) > (${after[0] as string}, ${after[1] as string}::uuid)`)
+      const rows = await db.select().from(units).where(and(...where)).orderBy(asc(units.name), asc(units.id)).limit(filter.limit + 1)
+      return toPage(rows, filter.limit, 'units', (r) => [r.name, r.id])
     },
 
     async getUnit (orgId: string, unitId: string): Promise<Unit> {
@@ -159,11 +171,15 @@ export function createManagementService ({ db, clock, changes, reevaluateIn, rol
       }
     },
 
-    async listDevices (orgId: string, filter: { unitId?: string } = {}): Promise<Device[]> {
+    /** By device EUI (unique), optionally of one unit; keyset paging. */
+    async listDevices (orgId: string, filter: { unitId?: string } & PageRequest): Promise<Page<Device>> {
       await assertOrganization(db, orgId)
+      const after = readCursor(filter.cursor, 'devices', [isText])
       const where: SQL[] = [eq(devices.organizationId, orgId)]
       if (filter.unitId) where.push(eq(devices.unitId, filter.unitId))
-      return db.select().from(devices).where(and(...where)).orderBy(asc(devices.deviceEui))
+      if (after) where.push(gt(devices.deviceEui, after[0] as string))
+      const rows = await db.select().from(devices).where(and(...where)).orderBy(asc(devices.deviceEui)).limit(filter.limit + 1)
+      return toPage(rows, filter.limit, 'devices', (r) => [r.deviceEui])
     }
   }
 }
