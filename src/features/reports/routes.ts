@@ -8,6 +8,7 @@ export async function reportsRoutes (app: FastifyInstance): Promise<void> {
   r.get('/api/orgs/:orgId/reports/compliance', {
     schema: {
       tags: ['reports'],
+      operationId: 'getComplianceReport',
       summary: 'Temperature compliance per unit',
       description: 'For every active unit of the organization, ordered by name: the readings recorded in [from, to), ' +
         'how many were inside the unit\'s thresholds, the percentage, and the temperature excursion alerts triggered ' +
