@@ -8,6 +8,7 @@ import { createDatabase, type Database, type Db } from './infra/postgres.js'
 import { createMetrics, type Metrics } from './infra/metrics.js'
 import redisPlugin from './infra/redis.js'
 import httpPlugin from './http/index.js'
+import { clientErrorHandler, frameworkErrors } from './http/framework-errors.js'
 import { resolveJwtSecret } from './features/auth/tokens.js'
 import authPlugin from './features/auth/index.js'
 import cachePlugin from './features/cache/index.js'
@@ -59,7 +60,10 @@ export async function buildApp (opts: BuildOptions) {
     ...(isLogger(loggerOpts) ? { loggerInstance: loggerOpts } : { logger: loggerOpts }),
     bodyLimit: 1024 * 1024,
     // A hop count is valid (proxy-addr); Fastify's types leave numbers out.
-    trustProxy: config.trustProxy as boolean | string[]
+    trustProxy: config.trustProxy as boolean | string[],
+    // Errors raised before a route runs get the same error body as the rest (src/http/framework-errors.ts).
+    frameworkErrors,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const ownsDatabase = !opts.database

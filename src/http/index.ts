@@ -4,8 +4,26 @@ import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import secureJson from 'secure-json-parse'
-import { AppError, databaseUnavailable, toErrorResponse } from '../errors.js'
+import { AppError, databaseUnavailable, errorBody, toErrorResponse } from '../errors.js'
 import { createValidatorCompiler } from './validation.js'
+import { ErrorResponse } from './schemas.js'
+import { documentRoute } from './openapi.js'
+
+/** The API's version, in the OpenAPI document. */
+export const API_VERSION = '1.0.0'
+
+const apiTags = [
+  { name: 'organizations', description: 'Organizations (tenants): created by administrators' },
+  { name: 'sites', description: "An organization's sites" },
+  { name: 'units', description: 'Refrigeration units: thresholds, state' },
+  { name: 'devices', description: 'Sensor devices attached to units' },
+  { name: 'api-keys', description: 'Device API keys for ingestion (owners)' },
+  { name: 'alerts', description: 'Temperature excursion and offline alerts' },
+  { name: 'ingestion', description: 'Readings from devices (x-api-key)' },
+  { name: 'dashboard', description: 'The cached organization dashboard (x-cache: hit | miss | bypass)' },
+  { name: 'reports', description: 'Compliance reports, always from the database' },
+  { name: 'operations', description: 'Health and metrics (public)' }
+]
 
 // A NUL character escaped in JSON text (an odd number of backslashes before u0000): PostgreSQL cannot store it.
 const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
@@ -16,9 +34,14 @@ const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
  */
 export default fp(async function httpPlugin (app, opts: { corsOrigins: string[] | boolean }) {
   app.setValidatorCompiler(createValidatorCompiler())
+  // The error body, once: every route's error responses refer to it (a component of the OpenAPI document).
+  app.addSchema({ $id: 'ErrorBody', title: 'ErrorBody', ...ErrorResponse })
+  // Every route registered after this is completed for the OpenAPI document (error statuses, security).
+  app.addHook('onRoute', documentRoute)
 
+  // JSON only: a body of any other type is a 415 (Fastify would otherwise parse text/plain as a string).
   // Fastify's own parser (secure-json-parse, prototype poisoning refused), plus: no NUL characters anywhere.
-  app.removeContentTypeParser('application/json')
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string
     if (text.length === 0) return done(new AppError('INVALID_JSON', 'the JSON body is empty', 400), undefined)
@@ -43,14 +66,28 @@ export default fp(async function httpPlugin (app, opts: { corsOrigins: string[] 
     void reply.status(statusCode).send(body)
   })
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `route ${req.method} ${req.url.split('?')[0]} not found` } })
+    const path = req.url.split('?')[0]!
+    void reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`))
   })
 
   await app.register(helmet, { contentSecurityPolicy: false, crossOriginResourcePolicy: false })
   await app.register(cors, { origin: opts.corsOrigins })
   await app.register(swagger, {
+    // Shared schemas keep their own names in components/schemas.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     openapi: {
-      info: { title: 'coldboard', version: '0.1.0', description: 'Cold-chain monitoring API' },
+      openapi: '3.1.0',
+      info: {
+        title: 'coldboard',
+        version: API_VERSION,
+        description: 'Cold-chain monitoring: organizations, sites, refrigeration units, devices, readings, alerts, and the organization ' +
+          'dashboard served through a Redis cache. Every error is `{ error: { code, message } }` (codes: docs/api.md). ' +
+          'Real-time events are on Socket.io at /socket.io (docs/api.md).',
+        license: { name: 'MIT', identifier: 'MIT' },
+        contact: { name: 'coldboard', url: 'https://github.com/coldboard/coldboard' }
+      },
+      servers: [{ url: '/', description: 'this coldboard instance' }],
+      tags: apiTags,
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },

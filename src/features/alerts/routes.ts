@@ -31,6 +31,7 @@ export function alertRoutes (fastify: FastifyInstance, service: AlertService): v
   app.get('/api/orgs/:orgId/alerts', {
     schema: {
       tags: ['alerts'],
+      operationId: 'listAlerts',
       summary: "List the organization's alerts, newest first",
       description: 'At most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
@@ -42,6 +43,7 @@ export function alertRoutes (fastify: FastifyInstance, service: AlertService): v
   app.post('/api/orgs/:orgId/alerts/:alertId/acknowledge', {
     schema: {
       tags: ['alerts'],
+      operationId: 'acknowledgeAlert',
       summary: 'Acknowledge an alert',
       description: 'active → acknowledged. Acknowledging an acknowledged alert returns it unchanged; a resolved one is 409 ALERT_RESOLVED.',
       params: AlertParams,
@@ -52,6 +54,7 @@ export function alertRoutes (fastify: FastifyInstance, service: AlertService): v
   app.post('/api/orgs/:orgId/alerts/:alertId/resolve', {
     schema: {
       tags: ['alerts'],
+      operationId: 'resolveAlert',
       summary: 'Resolve an alert',
       description: 'active or acknowledged → resolved. Resolving a resolved alert returns it unchanged.',
       params: AlertParams,

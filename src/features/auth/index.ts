@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, ForbiddenError, UnauthorizedError, ValidationError } from '../../errors.js'
+import { routeAuthMode } from '../../http/auth-mode.js'
 import { canonicalUuid } from '../../http/validation.js'
 import { createApiKeyService } from './api-keys.js'
 import { createFailureLimiter, createRequestLimiter } from './limits.js'
@@ -25,11 +26,7 @@ declare module 'fastify' {
   }
 }
 
-export type AuthMode = 'jwt' | 'apiKey' | 'public'
-
-export function routeAuthMode (url: string, configured: AuthMode | undefined): AuthMode {
-  return configured ?? (url.startsWith('/api/') ? 'jwt' : 'public')
-}
+export { routeAuthMode, type AuthMode } from '../../http/auth-mode.js'
 
 export class RateLimitedError extends AppError {
   constructor (message: string, readonly retryAfterSeconds: number) { super('RATE_LIMITED', message, 429) }

@@ -46,6 +46,7 @@ export async function dashboardRoutes (fastify: FastifyInstance, opts: { readThr
     app.get(def.route.url, {
       schema: {
         tags: ['dashboard'],
+        operationId: def.route.operationId,
         summary: def.route.summary,
         params: perUnitPath ? UnitParams : OrgParams,
         ...('querystring' in def.route ? { querystring: def.route.querystring } : {}),

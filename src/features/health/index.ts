@@ -19,6 +19,8 @@ const Health = Type.Object({
   })
 })
 
+const Status = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('down')]) })
+
 async function timed (fn: () => Promise<unknown>): Promise<{ ok: boolean, latencyMs: number, error?: string }> {
   const start = performance.now()
   try {
@@ -74,16 +76,16 @@ export default fp(async function healthPlugin (fastify) {
     }
   }
 
-  app.get('/health', { schema: { tags, summary: 'Health of the service and its dependencies', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+  app.get('/health', { schema: { tags, operationId: 'getHealth', summary: 'Health of the service and its dependencies', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
     const body = await report()
     return reply.status(body.status === 'down' ? 503 : 200).send(body)
   })
-  app.get('/health/live', { schema: { tags, summary: 'Liveness: the process answers' } }, async () => ({ status: 'ok' }))
-  app.get('/health/ready', { schema: { tags, summary: 'Readiness: the database answers' } }, async (_req, reply) => {
+  app.get('/health/live', { schema: { tags, operationId: 'getLiveness', summary: 'Liveness: the process answers', response: { 200: Status } } }, async () => ({ status: 'ok' as const }))
+  app.get('/health/ready', { schema: { tags, operationId: 'getReadiness', summary: 'Readiness: the database answers', response: { 200: Status, 503: Status } } }, async (_req, reply) => {
     const db = await timed(() => app.database.ping())
     return reply.status(db.ok ? 200 : 503).send({ status: db.ok ? 'ok' : 'down' })
   })
-  app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags, operationId: 'getMetrics', summary: 'Prometheus metrics', response: { 200: { type: 'string', description: 'Prometheus text exposition format' } } } }, async (_req, reply) => {
     return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics())
   })
 }, { name: 'health', dependencies: ['core', 'redis', 'cache', 'queue'], decorators: { fastify: ['config', 'database', 'metrics', 'redis', 'redisPolicy', 'cache', 'queue'] } })

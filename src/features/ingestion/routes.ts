@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError } from '../../errors.js'
 import { ErrorResponse, IngestBody, IngestResult, MAX_READINGS } from './schemas.js'
 import type { IngestionService } from './service.js'
 import type { Evaluation } from '../evaluation/service.js'
@@ -13,12 +12,9 @@ export function ingestionRoutes (fastify: FastifyInstance, service: IngestionSer
     // Each API key has a budget of RATE_LIMIT_MAX requests a minute (src/features/auth/index.ts). Bodies are
     // validated strictly app-wide: a sensor's `"temperature": null` is rejected, never stored as 0 °C.
     config: { auth: 'apiKey' },
-    preValidation: async (req) => {
-      const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
-      if (type !== 'application/json') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/json', 415)
-    },
     schema: {
       tags: ['ingestion'],
+      operationId: 'ingestReadings',
       summary: 'Ingest a batch of sensor readings',
       description: `1–${MAX_READINGS} readings, all or nothing: one unknown device (or another organization's), ` +
         'one invalid value or a recordedAt more than 5 minutes ahead rejects the whole batch with 400 and stores nothing. ' +

@@ -40,6 +40,7 @@ export function apiKeyRoutes (fastify: FastifyInstance, service: ApiKeyService):
     config,
     schema: {
       tags: ['api-keys'],
+      operationId: 'listApiKeys',
       summary: "List the organization's device API keys (owner)",
       description: 'Oldest first, revoked keys included; never the secrets. At most `limit` per page, the next in `Link: <…>; rel="next"`.',
       params: OrgParams,
@@ -52,6 +53,7 @@ export function apiKeyRoutes (fastify: FastifyInstance, service: ApiKeyService):
     config,
     schema: {
       tags: ['api-keys'],
+      operationId: 'createApiKey',
       summary: 'Create a device API key (owner)',
       description: 'The response carries the key itself, this once: store it in the device or gateway.',
       params: OrgParams,
@@ -67,6 +69,7 @@ export function apiKeyRoutes (fastify: FastifyInstance, service: ApiKeyService):
     config,
     schema: {
       tags: ['api-keys'],
+      operationId: 'revokeApiKey',
       summary: 'Revoke a device API key (owner)',
       description: 'Refused from the next request on, on every instance. Revoking a revoked key returns it unchanged.',
       params: ApiKeyParams,

@@ -15,6 +15,7 @@ export function deviceRoutes (fastify: FastifyInstance, service: ManagementServi
   app.post('/api/orgs/:orgId/devices', {
     schema: {
       tags: ['devices'],
+      operationId: 'createDevice',
       summary: 'Register a sensor device on a unit',
       description: 'deviceEui is unique across all organizations (409 DUPLICATE_DEVICE_EUI).',
       params: OrgParams,
@@ -29,6 +30,7 @@ export function deviceRoutes (fastify: FastifyInstance, service: ManagementServi
   app.get('/api/orgs/:orgId/devices', {
     schema: {
       tags: ['devices'],
+      operationId: 'listDevices',
       summary: "List the organization's devices",
       description: 'By device EUI; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,

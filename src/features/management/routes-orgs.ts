@@ -14,6 +14,7 @@ export function orgRoutes (fastify: FastifyInstance, service: ManagementService)
     config: { admin: true },
     schema: {
       tags: ['organizations'],
+      operationId: 'createOrganization',
       summary: 'Create an organization (admin token)',
       body: CreateOrganizationBody,
       response: { 201: Organization, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse }
@@ -26,6 +27,7 @@ export function orgRoutes (fastify: FastifyInstance, service: ManagementService)
   app.post('/api/orgs/:orgId/sites', {
     schema: {
       tags: ['sites'],
+      operationId: 'createSite',
       summary: 'Create a site',
       params: OrgParams,
       body: CreateSiteBody,
@@ -39,6 +41,7 @@ export function orgRoutes (fastify: FastifyInstance, service: ManagementService)
   app.get('/api/orgs/:orgId/sites', {
     schema: {
       tags: ['sites'],
+      operationId: 'listSites',
       summary: "List the organization's sites",
       description: 'By name; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,

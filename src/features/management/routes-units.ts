@@ -15,6 +15,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.post('/api/orgs/:orgId/units', {
     schema: {
       tags: ['units'],
+      operationId: 'createUnit',
       summary: 'Create a unit in one of the organization\'s sites',
       description: 'tempMin must be lower than tempMax; both in °C between -100 and 100.',
       params: OrgParams,
@@ -29,6 +30,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.get('/api/orgs/:orgId/units', {
     schema: {
       tags: ['units'],
+      operationId: 'listUnits',
       summary: "List the organization's units",
       description: 'By name; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
@@ -40,6 +42,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.get('/api/orgs/:orgId/units/:unitId', {
     schema: {
       tags: ['units'],
+      operationId: 'getUnit',
       summary: 'Get a unit',
       params: UnitParams,
       response: { 200: Unit, ...errors }
@@ -49,6 +52,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.patch('/api/orgs/:orgId/units/:unitId', {
     schema: {
       tags: ['units'],
+      operationId: 'updateUnit',
       summary: 'Update a unit',
       description: 'Changing tempMin, tempMax or isActive re-evaluates the unit\'s state (and emits unitUpdate when it changes).',
       params: UnitParams,

@@ -10,6 +10,7 @@ export async function reportsRoutes (app: FastifyInstance): Promise<void> {
   r.get('/api/orgs/:orgId/reports/compliance', {
     schema: {
       tags: ['reports'],
+      operationId: 'getComplianceReport',
       summary: 'Temperature compliance per unit',
       description: 'For every active unit of the organization, ordered by name: the readings recorded in [from, to), ' +
         'how many were inside the thresholds the unit had when each was recorded, the percentage, the temperature ' +
