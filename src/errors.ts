@@ -20,6 +20,7 @@ export const errorCodes = {
   RATE_LIMITED: { status: 429, meaning: 'Too many requests (the principal\'s budget, or repeated failed authentications): retry after Retry-After seconds.' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request headers are too large.' },
   INTERNAL_ERROR: { status: 500, meaning: 'An unexpected error; details are in the server log, never in the response.' },
+  REPORT_TIMEOUT: { status: 503, meaning: 'The report took longer than REPORT_STATEMENT_TIMEOUT_MS: ask for a shorter window.' },
   SERVICE_UNAVAILABLE: { status: 503, meaning: 'The database cannot take the request now (no free connection, a statement past its timeout): retry after Retry-After seconds.' }
 } as const satisfies Record<string, { status: number, meaning: string }>
 export type ErrorCode = keyof typeof errorCodes

@@ -242,7 +242,7 @@ export interface paths {
         };
         /**
          * Temperature compliance per unit
-         * @description For every active unit of the organization, ordered by name: the readings recorded in [from, to), how many were inside the unit's thresholds, the percentage, and the temperature excursion alerts triggered in the window. Defaults to the last 24 h; the window may span at most 93 days. Always read from the database (x-cache: bypass).
+         * @description For every active unit of the organization, ordered by name: the readings recorded in [from, to), how many were inside the thresholds the unit had when each was recorded, the percentage, the temperature excursion alerts triggered in the window, the lowest and highest temperature, and the same per UTC day. Defaults to the last 24 h; the window may span at most 366 days. `format=csv` answers the daily rows as a spreadsheet-ready CSV. Always read from the database (x-cache: bypass); a few reports at a time per organization (429 with Retry-After beyond), each within a time budget (503 REPORT_TIMEOUT beyond).
          */
         get: operations["getComplianceReport"];
         put?: never;
@@ -556,7 +556,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -708,7 +708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -872,7 +872,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1044,7 +1044,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1202,7 +1202,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1350,7 +1350,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1522,7 +1522,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1667,7 +1667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1851,7 +1851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1974,7 +1974,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2095,7 +2095,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2220,7 +2220,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2378,7 +2378,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2575,7 +2575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2591,6 +2591,8 @@ export interface operations {
     getComplianceReport: {
         parameters: {
             query?: {
+                /** @description json (default) or csv: one row per unit and UTC day, the rows of units[].days */
+                format?: "json" | "csv";
                 /** @description Window start, inclusive (default: to − 24 h) */
                 from?: string;
                 /** @description Window end, exclusive (default: now) */
@@ -2605,7 +2607,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Temperature compliance per unit */
+            /** @description The report (application/json), or its daily rows as text/csv with format=csv */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2620,10 +2622,31 @@ export interface operations {
                         to: string;
                         /** @description Every active unit of the organization, by name */
                         units: {
+                            /** @description Every UTC day the window touches, oldest first */
+                            days: {
+                                /**
+                                 * Format: date
+                                 * @description UTC day; the window's first and last days count only their part inside it
+                                 */
+                                date: string;
+                                excursions: number;
+                                inRange: number;
+                                /** @description Highest temperature recorded that day (°C); null without readings */
+                                max: number | null;
+                                /** @description Lowest temperature recorded that day (°C); null without readings */
+                                min: number | null;
+                                /** @description One decimal; 100 without readings */
+                                percentage: number;
+                                readings: number;
+                            }[];
                             /** @description temperature_excursion alerts triggered in the window */
                             excursions: number;
-                            /** @description Readings inside [tempMin, tempMax], bounds included */
+                            /** @description Readings inside [tempMin, tempMax] of the thresholds in force when each was recorded, bounds included */
                             inRange: number;
+                            /** @description Highest temperature recorded in the window (°C); null without readings */
+                            max: number | null;
+                            /** @description Lowest temperature recorded in the window (°C); null without readings */
+                            min: number | null;
                             /** @description inRange / readings in percent, one decimal; 100 without readings */
                             percentage: number;
                             /** @description Readings recorded in the window */
@@ -2633,6 +2656,7 @@ export interface operations {
                             unitName: string;
                         }[];
                     };
+                    "text/csv": string;
                 };
             };
             /** @description Invalid input: VALIDATION_ERROR, INVALID_JSON, UNKNOWN_DEVICE, BAD_REQUEST (docs/api.md) */
@@ -2708,7 +2732,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                        };
+                    };
                 };
             };
             /** @description Headers too large: HEADERS_TOO_LARGE (docs/api.md) */
@@ -2729,7 +2758,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2737,7 +2766,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": {
+                        error: {
+                            code: string;
+                            message: string;
+                        };
+                    };
                 };
             };
         };
@@ -2877,7 +2911,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3044,7 +3078,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3210,7 +3244,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3403,7 +3437,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3563,7 +3597,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3752,7 +3786,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3889,7 +3923,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -3978,7 +4012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -4109,7 +4143,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Database unavailable: SERVICE_UNAVAILABLE (docs/api.md) */
+            /** @description Database unavailable: REPORT_TIMEOUT, SERVICE_UNAVAILABLE (docs/api.md) */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
