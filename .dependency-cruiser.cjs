@@ -1,4 +1,4 @@
-// The layer rules of docs/architecture.md, checked by `npm run lint` (depcruise src bench test).
+// The layer rules of docs/architecture.md, checked by `npm run lint` (depcruise src bench test scripts).
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -19,6 +19,13 @@ module.exports = {
       severity: 'error',
       comment: 'Infrastructure (connections, metrics helper) knows nothing of features, commands or the app.',
       from: { path: '^src/(infra|db)/' },
+      to: { path: '^src/(features|tools|commands|app|server|cli)' }
+    },
+    {
+      name: 'http-below-features',
+      severity: 'error',
+      comment: 'The shared HTTP layer (validation, errors, paging, the OpenAPI completion) knows no feature.',
+      from: { path: '^src/http/' },
       to: { path: '^src/(features|tools|commands|app|server|cli)' }
     },
     {

@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.coldboard/**', 'src/db/migrations/**', 'web/dist/**', 'bench-out/**', 'artifacts/**', 'scratch/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.coldboard/**', 'src/db/migrations/**', 'web/dist/**', 'web/src/generated/**', 'bench-out/**', 'artifacts/**', 'scratch/**'] }),
   {
     rules: {
       'no-console': 'error',

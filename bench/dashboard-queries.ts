@@ -18,7 +18,7 @@ import { sql, type SQL } from 'drizzle-orm'
 import { createDatabase, rows, type Database, type Db } from '../src/infra/postgres.js'
 import { manualClock } from '../src/lib/clock.js'
 import { createDashboardQueries, dashboardSql, dashboardWindow } from '../src/features/dashboard/queries.js'
-import { complianceReportSql, createReportsService } from '../src/features/reports/service.js'
+import { complianceDaysSql, createReportsService } from '../src/features/reports/service.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -137,7 +137,7 @@ async function explain (db: Db, query: SQL): Promise<string> {
 async function timeAll (database: Database, orgId: string, unitIds: string[], end: Date): Promise<Record<string, Timing>> {
   const clock = manualClock(end)
   const q = createDashboardQueries({ db: database.db, clock })
-  const reports = createReportsService({ db: database.db, clock })
+  const reports = createReportsService({ db: database.db, clock, statementTimeoutMs: 600_000, concurrencyPerOrg: 100 })
   const unit = (i: number) => unitIds[(i * 37) % unitIds.length]!
   return {
     unitsStatus: await measure(() => q.unitsStatus(orgId)),
@@ -198,7 +198,7 @@ async function main (): Promise<void> {
       compliancePercentage: dashboardSql.compliance(orgId, w),
       stats: dashboardSql.stats(orgId, w),
       statsGivenCompliance: dashboardSql.stats(orgId, null),
-      complianceReport24h: complianceReportSql(orgId, new Date(end.getTime() - 24 * 3600_000).toISOString(), end.toISOString())
+      complianceReport24h: complianceDaysSql(orgId, new Date(end.getTime() - 24 * 3600_000), end)
     }
     for (const [name, query] of Object.entries(plans)) {
       console.log(`\n## EXPLAIN (ANALYZE, BUFFERS) ${name}\n\`\`\`\n${await explain(db, query)}\n\`\`\``)

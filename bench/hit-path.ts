@@ -127,7 +127,7 @@ async function main (): Promise<void> {
     log(`seeded 1,000 units and 1.44 M readings in ${((Date.now() - t) / 1000).toFixed(1)} s`)
 
     const config = loadConfig({
-      NODE_ENV: 'production', JWT_SECRET, LOG_LEVEL, REDIS_URL: redis.url, DATABASE_URL: databaseUrl(adminUrl, DB_NAME), DATA_DIR: '.coldboard-bench'
+      NODE_ENV: 'production', JWT_SECRET, LOG_LEVEL, REDIS_URL: redis.url, DATABASE_URL: databaseUrl(adminUrl, DB_NAME), DATA_DIR: '.coldboard-bench', RATE_LIMIT_MAX: '10000000'
     })
     if (args['auto-pipelining']) {
       // Not a public API: the defaults every new ioredis client is built from (the app has no option for it).

@@ -1,18 +1,14 @@
 import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import helmet from '@fastify/helmet'
-import cors from '@fastify/cors'
-import rateLimit from '@fastify/rate-limit'
-import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
-import { toErrorResponse } from './errors.js'
 import type { Clock } from './lib/clock.js'
 import { systemClock } from './lib/clock.js'
 import { createDatabase, type Database, type Db } from './infra/postgres.js'
 import { createMetrics, type Metrics } from './infra/metrics.js'
 import redisPlugin from './infra/redis.js'
+import httpPlugin from './http/index.js'
+import { clientErrorHandler, frameworkErrors } from './http/framework-errors.js'
 import { resolveJwtSecret } from './features/auth/tokens.js'
 import authPlugin from './features/auth/index.js'
 import cachePlugin from './features/cache/index.js'
@@ -20,6 +16,8 @@ import dashboardPlugin from './features/dashboard/index.js'
 import realtimePlugin from './features/realtime/index.js'
 import changesPlugin from './features/changes/index.js'
 import monitoringPlugin from './features/monitoring/index.js'
+import rollupsPlugin from './features/rollups/index.js'
+import maintenancePlugin from './features/maintenance/index.js'
 import queuePlugin from './features/queue/index.js'
 import evaluationPlugin from './features/evaluation/index.js'
 import managementPlugin from './features/management/index.js'
@@ -63,11 +61,19 @@ export async function buildApp (opts: BuildOptions) {
     bodyLimit: 1024 * 1024,
     // A hop count is valid (proxy-addr); Fastify's types leave numbers out.
     trustProxy: config.trustProxy as boolean | string[],
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } }
+    // Errors raised before a route runs get the same error body as the rest (src/http/framework-errors.ts).
+    frameworkErrors,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const ownsDatabase = !opts.database
-  const database = opts.database ?? await createDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR })
+  const database = opts.database ?? await createDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    poolMax: config.PG_POOL_MAX,
+    acquireTimeoutMs: config.PG_ACQUIRE_TIMEOUT_MS,
+    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS
+  })
   const jwtSecret = resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR, (file) =>
     app.log.warn({ file }, 'JWT_SECRET not set: generated a random secret and stored it (set JWT_SECRET in production)'))
 
@@ -81,37 +87,12 @@ export async function buildApp (opts: BuildOptions) {
     core.addHook('onClose', async () => { if (ownsDatabase) await database.close() })
   }, { name: 'core' }))
 
-  app.setErrorHandler((err, req, reply) => {
-    const { statusCode, body } = toErrorResponse(err)
-    if (statusCode >= 500) req.log.error({ err }, 'request failed')
-    else req.log.debug({ err: { message: (err as Error).message } }, 'request rejected')
-    void reply.status(statusCode).send(body)
-  })
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `route ${req.method} ${req.url.split('?')[0]} not found` } })
-  })
+  // 2. HTTP: validation, the JSON parser, the error map, security headers, CORS, the OpenAPI document.
+  await app.register(httpPlugin, { corsOrigins: config.corsOrigins })
 
-  // 2. HTTP hardening and the OpenAPI document.
-  await app.register(helmet, { contentSecurityPolicy: false, crossOriginResourcePolicy: false })
-  await app.register(cors, { origin: config.corsOrigins })
-  await app.register(rateLimit, { global: false })
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'coldboard', version: '0.1.0', description: 'Cold-chain monitoring API' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' }
-        }
-      },
-      security: [{ bearer: [] }]
-    }
-  })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
-
-  // 3. Infrastructure: authentication, the Redis connections, the generic cache (before what uses it).
-  await app.register(authPlugin, { jwtSecret })
+  // 3. Infrastructure: the Redis connections, authentication (its failure counters are in Redis), the generic cache.
   await app.register(redisPlugin)
+  await app.register(authPlugin, { jwtSecret })
   await app.register(cachePlugin)
 
   // 4. The read side and the fan-out: cached dashboard reads, Socket.io.
@@ -125,9 +106,12 @@ export async function buildApp (opts: BuildOptions) {
     emit: (event) => app.realtime.emit(event)
   })
 
-  // 6. What changes things: the state machine and alert lifecycle, evaluation (queue, else inline; the
-  //    workers and the sweep), management, alert actions, ingestion. Then reports, health, the page.
+  // 6. What changes things: the state machine and alert lifecycle, rollup rebuilds, partitions and retention,
+  //    evaluation (queue, else inline; the workers, the sweep and maintenance), management, alert actions,
+  //    ingestion. Then reports, health, the page.
   await app.register(monitoringPlugin)
+  await app.register(rollupsPlugin)
+  await app.register(maintenancePlugin)
   await app.register(queuePlugin)
   await app.register(evaluationPlugin, { worker: opts.worker ?? false, sweeper: opts.sweeper ?? false })
   await app.register(managementPlugin)

@@ -9,10 +9,16 @@ commands:
   migrate                          apply database migrations (DATABASE_URL, or the embedded database)
   seed --orgs N --units M --hours H --interval-seconds S [--sites K] [--seed n]
                                    write a realistic dataset, print the organization ids
+  maintain                         create partitions ahead, apply retention; prints what it created and dropped
+  rollups rebuild [--org ID] [--from ISO] [--to ISO]
+                                   recompute rollups from raw readings (idempotent)
   token --org <id>[:role] ... [--admin] [--ttl 12h] [--sub name]
                                    print a JWT (role: viewer | manager | owner, default viewer)
   api-key create --org <id> [--name n]
                                    print a new device API key (shown once)
+  api-key list --org <id>          the organization's keys: id, created, active or revoked, name
+  api-key revoke --org <id> <key-id>
+                                   revoke a key (refused from the next request on)
   demo [--port N] [--interval S] [--verbose]
                                    embedded database, seeded demo organization, live simulated readings
   simulate [flags]                 drive coldboard like real clients: W1 by default (coldboard simulate --help)
@@ -27,6 +33,8 @@ const commands: Record<string, () => Promise<Handler>> = {
   worker: async () => (await import('./commands/serve.js')).worker,
   migrate: async () => (await import('./commands/migrate.js')).migrate,
   seed: async () => (await import('./commands/seed.js')).seed,
+  maintain: async () => (await import('./commands/maintain.js')).maintain,
+  rollups: async () => (await import('./commands/rollups.js')).rollups,
   token: async () => (await import('./commands/token.js')).token,
   'api-key': async () => (await import('./commands/api-key.js')).apiKey,
   demo: async () => (await import('./commands/demo.js')).demo,

@@ -21,6 +21,10 @@ export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   DATABASE_URL: z.string().url('must be a postgres:// URL').optional(),
   DATA_DIR: z.string().min(1).default('./.coldboard'),
+  // PostgreSQL pool (pg only): its size, how long a query waits for a connection (then 503), the longest statement.
+  PG_POOL_MAX: intIn(1, 1000).default(10),
+  PG_ACQUIRE_TIMEOUT_MS: intIn(100, 600_000).default(5000),
+  PG_STATEMENT_TIMEOUT_MS: intIn(0, 86_400_000).default(30_000),
   REDIS_URL: z.string().url('must be a redis:// URL').optional(),
   REDIS_HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_PORT: intIn(1, 65535).default(6379),
@@ -45,13 +49,37 @@ export const envSchema = z.object({
   OFFLINE_AFTER_MINUTES: intIn(1, 24 * 60).default(15),
   CONFIRM_MINUTES: intIn(1, 24 * 60).default(10),
   SWEEP_INTERVAL_SECONDS: intIn(1, 3600).default(30),
+  // How often the worker looks for readings stored but never evaluated (a job out of retries), and re-evaluates them.
+  RECONCILE_INTERVAL_SECONDS: intIn(5, 3600).default(60),
+  // /health turns degraded when the oldest waiting evaluation job has waited longer than this.
+  QUEUE_STALL_SECONDS: intIn(1, 86_400).default(60),
   CORS_ORIGINS: z.string().default(''),
   RATE_LIMIT_MAX: intIn(1, 10_000_000).default(600),
   TRUST_PROXY: z.string().regex(/^(true|false|\d+|[0-9a-fA-F:.,/ ]+)$/, 'true, false, a hop count or a comma-separated list of addresses/CIDRs').default('false'),
-  AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30)
+  AUTH_FAILURE_LIMIT: intIn(1, 1_000_000).default(30),
+  // The longest a token may live (`coldboard token --ttl` and every token the server accepts): 30m, 12h, 30d…
+  TOKEN_MAX_TTL: z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 12h or 30d').default('30d'),
+  // Raw readings are dropped a whole month partition at a time once every reading in it is older than this.
+  READINGS_RETENTION_DAYS: intIn(1, 36_500).default(400),
+  // Hourly and daily rollups older than this are deleted (at least READINGS_RETENTION_DAYS).
+  ROLLUP_RETENTION_DAYS: intIn(1, 36_500).default(1100),
+  // Compliance reports: statement timeout, and how many may run at once per organization on one instance.
+  REPORT_STATEMENT_TIMEOUT_MS: intIn(100, 600_000).default(15_000),
+  REPORT_CONCURRENCY_PER_ORG: intIn(1, 100).default(2)
 })
 
 export type Env = z.infer<typeof envSchema>
+
+/** JWT secrets that appear in .env.example and the docs: refused in production. */
+const SAMPLE_SECRETS = new Set(['change-me-to-a-long-random-string-of-32-chars-or-more'])
+
+/** "12h", "30m", "45s", "7d", "250ms" or plain milliseconds. */
+export function durationMs (text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim())
+  if (!m) throw new Error(`invalid duration "${text}" (use e.g. 30m, 12h, 7d)`)
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1
+  return Number(m[1]) * factor
+}
 
 export interface Config extends Env {
   corsOrigins: string[] | boolean
@@ -60,6 +88,7 @@ export interface Config extends Env {
   redis: RedisTarget | null
   /** BullMQ's prefix: QUEUE_PREFIX, else derived from REDIS_KEY_PREFIX (with a {hash tag} on a cluster). */
   queuePrefix: string
+  tokenMaxTtlMs: number
 }
 
 export class ConfigError extends Error {
@@ -84,6 +113,14 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (cfg.NODE_ENV === 'production' && !cfg.JWT_SECRET) {
     throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production'])
   }
+  if (cfg.NODE_ENV === 'production' && cfg.JWT_SECRET && SAMPLE_SECRETS.has(cfg.JWT_SECRET)) {
+    throw new ConfigError(['JWT_SECRET: the sample value of .env.example; generate one (openssl rand -base64 48)'])
+  }
+  const tokenMaxTtlMs = durationMs(cfg.TOKEN_MAX_TTL)
+  if (tokenMaxTtlMs < 60_000) throw new ConfigError(['TOKEN_MAX_TTL: at least a minute'])
+  if (cfg.ROLLUP_RETENTION_DAYS < cfg.READINGS_RETENTION_DAYS) {
+    throw new ConfigError([`ROLLUP_RETENTION_DAYS: must be at least READINGS_RETENTION_DAYS (${cfg.READINGS_RETENTION_DAYS})`])
+  }
   const redis = redisTarget(cfg)
   const origins = cfg.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean)
   const tp = cfg.TRUST_PROXY.trim()
@@ -93,7 +130,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     trustProxy,
     corsOrigins: origins.length === 0 ? false : origins.includes('*') ? true : origins,
     redis,
-    queuePrefix: queuePrefix(cfg, redis !== null && 'cluster' in redis)
+    queuePrefix: queuePrefix(cfg, redis !== null && 'cluster' in redis),
+    tokenMaxTtlMs
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -35,6 +35,13 @@ describe('configuration', () => {
       expect(problems.some((p) => p.startsWith(`${name}:`)), name).toBe(true)
     }
     expect(problems).toHaveLength(5)
+  })
+
+  it('reads the retention and report limits, and keeps rollups at least as long as readings', () => {
+    expect(loadConfig({})).toMatchObject({ READINGS_RETENTION_DAYS: 400, ROLLUP_RETENTION_DAYS: 1100, REPORT_STATEMENT_TIMEOUT_MS: 15_000, REPORT_CONCURRENCY_PER_ORG: 2 })
+    expect(loadConfig({ READINGS_RETENTION_DAYS: '30', ROLLUP_RETENTION_DAYS: '30' }).ROLLUP_RETENTION_DAYS).toBe(30)
+    expect(() => loadConfig({ READINGS_RETENTION_DAYS: '1200' })).toThrow(/ROLLUP_RETENTION_DAYS: must be at least READINGS_RETENTION_DAYS \(1200\)/)
+    expect(() => loadConfig({ REPORT_CONCURRENCY_PER_ORG: '0' })).toThrow(/REPORT_CONCURRENCY_PER_ORG/)
   })
 
   it('refuses production without JWT_SECRET', () => {
@@ -75,5 +82,14 @@ describe('configuration', () => {
     const unknown = spawnSync(process.execPath, ['bin/coldboard.js', 'frobnicate'], { encoding: 'utf8', timeout: 30_000 })
     expect(unknown.status).toBe(1)
     expect(unknown.stderr.trim()).toBe('coldboard: unknown command "frobnicate" (see coldboard --help)')
+  })
+
+  it("refuses .env.example's sample JWT secret in production, and an unusable TOKEN_MAX_TTL", () => {
+    const sample = /^# JWT_SECRET=(.+)$/m.exec(readFileSync('.env.example', 'utf8'))![1]!
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: sample })).toThrow(/JWT_SECRET: the sample value/)
+    expect(loadConfig({ NODE_ENV: 'development', JWT_SECRET: sample }).JWT_SECRET).toBe(sample)
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).tokenMaxTtlMs).toBe(30 * 86_400_000)
+    expect(() => loadConfig({ TOKEN_MAX_TTL: 'forever' })).toThrow(/TOKEN_MAX_TTL/)
+    expect(() => loadConfig({ TOKEN_MAX_TTL: '10s' })).toThrow(/TOKEN_MAX_TTL: at least a minute/)
   })
 })

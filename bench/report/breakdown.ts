@@ -22,9 +22,9 @@ export function registerBreakdownRoutes (app: FastifyInstance, o: { redisUrl: st
   const json = 'application/json; charset=utf-8'
   const params = { type: 'object', properties: { orgId: { type: 'string', format: 'uuid' } }, required: ['orgId'] } as const
   app.get('/bench-breakdown/constant', { config: { auth: 'public' } }, (_req, reply) => { void reply.type(json).send(o.body()) })
-  app.get('/api/orgs/:orgId/bench-breakdown/constant', { schema: { params } }, (_req, reply) => { void reply.type(json).send(o.body()) })
-  app.get('/api/orgs/:orgId/bench-breakdown/ioredis', { schema: { params } }, async (_req, reply) => reply.type(json).send(await plain.get(o.key)))
-  app.get('/api/orgs/:orgId/bench-breakdown/ioredis-auto', { schema: { params } }, async (_req, reply) => reply.type(json).send(await pipelined.get(o.key)))
+  app.get('/api/orgs/:orgId/bench-breakdown/constant', { schema: { params, hide: true } }, (_req, reply) => { void reply.type(json).send(o.body()) })
+  app.get('/api/orgs/:orgId/bench-breakdown/ioredis', { schema: { params, hide: true } }, async (_req, reply) => reply.type(json).send(await plain.get(o.key)))
+  app.get('/api/orgs/:orgId/bench-breakdown/ioredis-auto', { schema: { params, hide: true } }, async (_req, reply) => reply.type(json).send(await pipelined.get(o.key)))
   return {
     path (orgId: string, step: BreakdownStep): string {
       switch (step) {

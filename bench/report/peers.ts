@@ -31,11 +31,11 @@ export async function registerPeerRoutes (app: FastifyInstance, o: { redisUrl: s
   const ttlMs = o.ttlSeconds * 1000
 
   const params = { type: 'object', properties: { orgId: { type: 'string', format: 'uuid' } }, required: ['orgId'] } as const
-  app.get('/api/orgs/:orgId/bench-peer/bentocache', { schema: { params } }, async (req) => {
+  app.get('/api/orgs/:orgId/bench-peer/bentocache', { schema: { params, hide: true } }, async (req) => {
     const { orgId } = req.params as { orgId: string }
     return bento.getOrSet({ key: `peer:overview:${orgId}`, factory, ttl: ttlMs })
   })
-  app.get('/api/orgs/:orgId/bench-peer/cacheManager', { schema: { params } }, async (req) => {
+  app.get('/api/orgs/:orgId/bench-peer/cacheManager', { schema: { params, hide: true } }, async (req) => {
     const { orgId } = req.params as { orgId: string }
     return cacheManager.wrap(`peer:overview:${orgId}`, factory, ttlMs)
   })

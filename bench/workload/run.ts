@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import type { operations } from '../../web/src/generated/openapi.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTokenService } from '../../src/features/auth/tokens.js'
 import { queryTypeNames as queryTypes, type QueryType } from '../../src/features/dashboard/query-types.js'
@@ -40,6 +41,9 @@ async function scrape (http: HttpClient, targets: string[]): Promise<Scrape> {
   return mergeScrapes(pages)
 }
 
+// The API's own types, generated from its OpenAPI document (web/src/generated/openapi.ts).
+type Json<Op extends keyof operations> = operations[Op]['responses'] extends Record<200, { content: { 'application/json': infer T } }> ? T : never
+
 async function getJson<T> (http: HttpClient, url: string, token: string): Promise<T> {
   const r = await http.get(url, { authorization: `Bearer ${token}` })
   if (r.status !== 200) throw new Error(`GET ${url} answered ${r.status}: ${r.body.slice(0, 200)}`)
@@ -54,7 +58,7 @@ async function getJson<T> (http: HttpClient, url: string, token: string): Promis
 export async function runWorkload (o: RunOptions) {
   const w = o.workload
   const rng = createRng(deriveSeed(w.seed, 0x5e))
-  const tokens = createTokenService(o.jwtSecret)
+  const tokens = createTokenService(o.jwtSecret, { maxTtlMs: 30 * 86_400_000 })
   const http = createHttpClient()
   const recorder = createRecorder()
   const viewerOrgs: ViewerOrg[] = []
@@ -63,8 +67,8 @@ export async function runWorkload (o: RunOptions) {
   for (const org of o.orgs) {
     const token = tokens.sign({ sub: 'workload-viewer', orgs: { [org.orgId]: 'viewer' } }, 24 * 3600_000)
     const base = `${o.targets[0]}/api/orgs/${org.orgId}`
-    const units = await getJson<Array<{ id: string, tempMin: number, tempMax: number, state: string, isActive: boolean }>>(http, `${base}/units`, token)
-    const devs = await getJson<Array<{ unitId: string, deviceEui: string, status: string }>>(http, `${base}/devices`, token)
+    const units = await getJson<Json<'listUnits'>>(http, `${base}/units`, token)
+    const devs = await getJson<Json<'listDevices'>>(http, `${base}/devices`, token)
     const byId = new Map(units.filter((u) => u.isActive).map((u) => [u.id, u]))
     viewerOrgs.push({ orgId: org.orgId, token, unitIds: [...byId.keys()] })
     for (const d of devs) {

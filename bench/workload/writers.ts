@@ -1,6 +1,10 @@
 import type { Rng } from '../../src/tools/random.js'
+import type { operations } from '../../web/src/generated/openapi.js'
 import type { HttpClient } from './http.js'
 import { percentiles } from './latency.js'
+
+/** The ingestion request body, as the API documents it (web/src/generated/openapi.ts). */
+type IngestBody = operations['ingestReadings']['requestBody']['content']['application/json']
 
 export interface WriterDevice {
   deviceEui: string
@@ -90,7 +94,8 @@ export function createWriterFleet (opts: {
     const { t, out } = temperature(m)
     if (out) stats.outOfRange++
     stats.sent++
-    const body = JSON.stringify({ readings: [{ deviceEui: m.device.deviceEui, temperature: t, recordedAt: new Date().toISOString() }] })
+    const batch: IngestBody = { readings: [{ deviceEui: m.device.deviceEui, temperature: t, recordedAt: new Date().toISOString() }] }
+    const body = JSON.stringify(batch)
     const p = opts.http.post(m.url, { 'x-api-key': m.device.apiKey }, body).then((r) => {
       stats.status[String(r.status)] = (stats.status[String(r.status)] ?? 0) + 1
       if (r.status === 202) { stats.accepted++; latencies.push(r.ms) } else stats.failed++

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
-import type { Config } from '../config.js'
-import { createTokenService, parseDuration, resolveJwtSecret, roles, type Role } from '../features/auth/tokens.js'
+import { durationMs, type Config } from '../config.js'
+import { createTokenService, resolveJwtSecret, roles, type Role } from '../features/auth/tokens.js'
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -19,7 +19,9 @@ export async function token (argv: string[], config: () => Config): Promise<void
   if (Object.keys(orgs).length === 0 && !values.admin) throw new Error('token: give at least one --org <id>[:role] or --admin')
   const cfg = config()
   const secret = resolveJwtSecret(cfg.JWT_SECRET, cfg.DATA_DIR, (file) => process.stderr.write(`generated a JWT secret in ${file}\n`))
-  process.stdout.write(createTokenService(secret).sign({ sub: values.sub ?? 'cli', orgs, admin: values.admin }, parseDuration(values.ttl ?? '12h')) + '\n')
+  const ttlMs = durationMs(values.ttl ?? '12h')
+  if (ttlMs > cfg.tokenMaxTtlMs) throw new Error(`token: --ttl ${values.ttl} is longer than TOKEN_MAX_TTL (${cfg.TOKEN_MAX_TTL})`)
+  process.stdout.write(createTokenService(secret, { maxTtlMs: cfg.tokenMaxTtlMs }).sign({ sub: values.sub ?? 'cli', orgs, admin: values.admin }, ttlMs) + '\n')
 }
 
 export function parseOrgs (specs: string[]): Record<string, Role> {

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import {
-  bigint, boolean, index, integer, numeric, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid
+  bigint, boolean, index, integer, numeric, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid
 } from 'drizzle-orm/pg-core'
 
 export const unitTypeEnum = pgEnum('unit_type', ['fridge', 'freezer', 'walk_in_cooler', 'walk_in_freezer', 'display_case', 'blast_chiller'])
@@ -64,8 +64,11 @@ export const devices = pgTable('devices', {
   index('devices_unit_idx').on(t.unitId)
 ])
 
+// Partitioned by month on recorded_at (migration 0003, hand-written: drizzle-kit cannot express PARTITION BY), with
+// a DEFAULT partition as a safety net. A unique index of a partitioned table must hold the partition key, hence
+// the primary key (id, recorded_at). Insert through this parent only: its statement trigger maintains the rollups.
 export const sensorReadings = pgTable('sensor_readings', {
-  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  id: bigint('id', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
   organizationId: uuid('organization_id').notNull(),
   unitId: uuid('unit_id').notNull(),
   deviceId: uuid('device_id').notNull(),
@@ -74,6 +77,7 @@ export const sensorReadings = pgTable('sensor_readings', {
   recordedAt: ts('recorded_at').notNull(),
   receivedAt: ts('received_at').notNull().defaultNow()
 }, (t) => [
+  primaryKey({ name: 'sensor_readings_pkey', columns: [t.id, t.recordedAt] }),
   // Idempotent ingestion: one row per (device, recorded_at).
   uniqueIndex('sensor_readings_device_recorded_uq').on(t.deviceId, t.recordedAt)
   // Trends and state catch-up: sensor_readings_unit_recorded_cov (unit_id, recorded_at) INCLUDE (temperature),
@@ -81,6 +85,54 @@ export const sensorReadings = pgTable('sensor_readings', {
   // Compliance: sensor_readings_org_recorded_cov (organization_id, recorded_at) INCLUDE (unit_id, temperature),
   // created in a custom migration because drizzle-kit cannot express INCLUDE.
 ])
+
+/**
+ * The thresholds each unit had from `valid_from` on: a reading is judged against the row with the greatest
+ * valid_from <= its recorded_at. A unit's first row (valid_from = -infinity) is written by a trigger on units
+ * (every writer of units gets it); the management service adds one per threshold change.
+ */
+export const unitThresholds = pgTable('unit_thresholds', {
+  unitId: uuid('unit_id').notNull().references(() => units.id, { onDelete: 'cascade' }),
+  organizationId: uuid('organization_id').notNull(),
+  validFrom: ts('valid_from').notNull(),
+  tempMin: temp('temp_min').notNull(),
+  tempMax: temp('temp_max').notNull()
+}, (t) => [
+  primaryKey({ name: 'unit_thresholds_pkey', columns: [t.unitId, t.validFrom] }),
+  index('unit_thresholds_org_idx').on(t.organizationId)
+])
+
+/**
+ * Per unit and bucket (5 minutes, 1 hour, 1 day, aligned on the epoch in UTC): readings, how many were above
+ * temp_max or below temp_min of their time (in range = readings − above − below), sum, min and max. Maintained
+ * by the statement trigger on sensor_readings in the inserting statement (migration 0003); no foreign keys, like
+ * sensor_readings. A fillfactor (50 for 5 minutes, 80 otherwise) keeps room for HOT updates of the counters.
+ */
+function rollupTable<N extends string> (name: N) {
+  return pgTable(name, {
+    unitId: uuid('unit_id').notNull(),
+    bucket: ts('bucket').notNull(),
+    organizationId: uuid('organization_id').notNull(),
+    readings: integer('readings').notNull(),
+    above: integer('above').notNull(),
+    below: integer('below').notNull(),
+    tempSum: numeric('temp_sum', { mode: 'number' }).notNull(),
+    tempMin: temp('temp_min').notNull(),
+    tempMax: temp('temp_max').notNull()
+  }, (t) => [
+    primaryKey({ name: `${name}_pkey`, columns: [t.unitId, t.bucket] }),
+    index(`${name}_org_bucket_idx`).on(t.organizationId, t.bucket)
+  ])
+}
+export const readingRollups5m = rollupTable('reading_rollups_5m')
+export const readingRollups1h = rollupTable('reading_rollups_1h')
+export const readingRollups1d = rollupTable('reading_rollups_1d')
+
+/** What retention has removed: raw readings (and 5-minute rollups) before `readings`, other rollups before `rollups`. */
+export const retentionHorizons = pgTable('retention_horizons', {
+  kind: text('kind').primaryKey(),
+  horizon: ts('horizon').notNull()
+})
 
 export const alerts = pgTable('alerts', {
   id: uuid('id').primaryKey().defaultRandom(),

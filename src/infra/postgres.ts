@@ -36,13 +36,22 @@ export interface DatabaseOptions {
   /** PGlite only: keep everything in memory (tests). */
   inMemory?: boolean
   poolMax?: number
+  /** pg only: how long a query waits for a pooled connection before failing (a 503, never a hang). */
+  acquireTimeoutMs?: number
+  /** pg only: the longest a statement may run (0: no limit). Migrations are exempt. */
+  statementTimeoutMs?: number
 }
 
 /** pg when a URL is given, otherwise embedded PGlite in `<dataDir>/data`. */
 export async function createDatabase (opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
     // JIT compilation costs 100 ms–2 s on the larger dashboard and report scans and never pays off for them.
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10, options: '-c jit=off' })
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolMax ?? 10,
+      connectionTimeoutMillis: opts.acquireTimeoutMs ?? 0,
+      options: `-c jit=off -c statement_timeout=${opts.statementTimeoutMs ?? 0}`
+    })
     // An idle client error (server restart) must not crash the process; the next query reconnects.
     pool.on('error', () => {})
     const db = drizzlePg(pool, { schema }) as unknown as Db
@@ -50,15 +59,17 @@ export async function createDatabase (opts: DatabaseOptions): Promise<Database> 
     return {
       db,
       kind: 'pg',
-      // Serialised across processes (several instances starting at once) by a session advisory lock.
+      // On a connection of its own, without a statement timeout (a migration may rewrite a large table), and
+      // serialised across processes (several instances starting at once) by a session advisory lock.
       migrate: async () => {
-        const client = await pool.connect()
+        const client = new pg.Client({ connectionString: opts.databaseUrl, options: '-c jit=off -c statement_timeout=0' })
+        await client.connect()
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
-          await migratePg(db as never, { migrationsFolder })
+          await migratePg(drizzlePg(client, { schema }) as never, { migrationsFolder })
         } finally {
           await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {})
-          client.release()
+          await client.end()
         }
       },
       ping: async () => { await pool.query('select 1') },

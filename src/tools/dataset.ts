@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm'
 import { alerts, devices, organizations, sites, units } from '../db/schema.js'
 import type { Db, Tx } from '../infra/postgres.js'
 import type { Clock } from '../lib/clock.js'
+import { ensureMonthPartitions } from '../features/maintenance/partitions.js'
 import { planOrganization, planWindow, type OrgPlan, type UnitPlan, type Window } from './plan.js'
 import { createRng, deriveSeed } from './random.js'
 import { replayUnit, type SeedAlert } from './replay.js'
@@ -42,13 +43,16 @@ export interface SeedResult {
  * Writes a realistic dataset: organizations, sites, units with thresholds by type, one device each,
  * readings every `intervalSeconds` over the last `hours`, and the unit states, device statuses and
  * alerts that ingestion and the sweeper would have produced from those readings (tools/replay.ts).
- * Each organization is one transaction; readings go in as server-side expansions of compact arrays.
+ * Each organization is one transaction; readings go in as server-side expansions of compact arrays, and
+ * their insert trigger maintains the rollups in the same statements.
  */
 export async function seedDataset (db: Db, opts: SeedOptions, clock: Clock): Promise<SeedResult> {
   const started = performance.now()
   const seed = opts.seed ?? randomInt(0, 2 ** 31)
   const win = planWindow(clock.now().getTime(), opts.hours, opts.intervalSeconds)
   const planOpts = { ...opts, seed }
+  // The window's months get partitions of their own first (else their readings would land in the default one).
+  await ensureMonthPartitions(db, win.startMs, win.nowMs)
   const orgIds: string[] = new Array(opts.orgs)
   let readings = 0
   let next = 0

@@ -1,4 +1,5 @@
 import type { UnitState, UnitType } from '../db/schema.js'
+import type { IngestResultJson, ReadingInput } from '../features/ingestion/schemas.js'
 import { systemClock, type Clock } from '../lib/clock.js'
 import { profiles } from './profiles.js'
 import { createRng, type Rng } from './random.js'
@@ -119,7 +120,7 @@ export function createLiveSimulator (opts: LiveSimulatorOptions) {
     const nowDate = clock.now()
     const now = nowDate.getTime()
     startEpisodes(now)
-    const readings = models.map((m) => ({
+    const readings: ReadingInput[] = models.map((m) => ({
       deviceEui: m.device.deviceEui,
       temperature: temperature(m, now),
       recordedAt: nowDate.toISOString()
@@ -131,7 +132,7 @@ export function createLiveSimulator (opts: LiveSimulatorOptions) {
         headers: { 'content-type': 'application/json', 'x-api-key': opts.apiKey },
         body: JSON.stringify({ readings })
       })
-      const body = await res.json().catch(() => ({})) as { accepted?: number, duplicates?: number, error?: { message?: string } }
+      const body = await res.json().catch(() => ({})) as Partial<IngestResultJson> & { error?: { message?: string } }
       report(res.status === 202 ? '' : `ingestion answered ${res.status}${body.error?.message ? `: ${body.error.message}` : ''}`)
       return { sent: readings.length, status: res.status, accepted: body.accepted, duplicates: body.duplicates }
     } catch (err) {

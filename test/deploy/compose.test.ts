@@ -51,7 +51,8 @@ function interpolate (value: string, vars: Record<string, string>): string {
 const interpolatedNames = (value: string) => [...value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)
 
 /** A coldboard service's environment as its container would see it, with the compose defaults. */
-function resolvedEnv (name: string, vars: Record<string, string> = { JWT_SECRET: 'x'.repeat(40) }): Record<string, string> {
+const secrets = { JWT_SECRET: 'x'.repeat(40), POSTGRES_PASSWORD: 'pg-secret', REDIS_PASSWORD: 'redis-secret', GRAFANA_ADMIN_PASSWORD: 'grafana-secret' }
+function resolvedEnv (name: string, vars: Record<string, string> = secrets): Record<string, string> {
   return Object.fromEntries(Object.entries(service(name).environment ?? {}).map(([k, v]) => [k, interpolate(String(v), vars)]))
 }
 
@@ -95,14 +96,34 @@ describe('deploy/docker-compose.yml', () => {
     }
   })
 
-  it('documents every variable it interpolates in deploy/.env.example, and refuses to start without JWT_SECRET', () => {
+  it('documents every variable it interpolates in deploy/.env.example, and refuses to start without any of its secrets', () => {
     const text = read('deploy/docker-compose.yml')
     const documented = documentedVars('deploy/.env.example')
     const used = new Set(interpolatedNames(text.replace(/^\s*#.*$/gm, '')))
     for (const name of used) expect(documented.has(name), `\${${name}} is not in deploy/.env.example`).toBe(true)
-    expect(used.has('JWT_SECRET')).toBe(true)
-    expect(() => resolvedEnv('api1', {})).toThrow(/JWT_SECRET/)
-    expect(() => resolvedEnv('api1', { JWT_SECRET: '' })).toThrow(/JWT_SECRET/)
+    // Every secret is required (no default), and deploy/.env.example ships none of them filled in.
+    const example = read('deploy/.env.example')
+    for (const secret of Object.keys(secrets)) {
+      expect(text, secret).toMatch(new RegExp(`\\$\\{${secret}:\\?`))
+      expect(text, `${secret} has a default`).not.toMatch(new RegExp(`\\$\\{${secret}:?-`))
+      expect(example, `${secret} is filled in deploy/.env.example`).toMatch(new RegExp(`^${secret}=$`, 'm'))
+      const without = { ...secrets, [secret]: '' }
+      const everyService = () => Object.values(services).map((svc) => interpolate(JSON.stringify(svc), without))
+      expect(everyService, secret).toThrow(new RegExp(secret))
+    }
+  })
+
+  it('publishes nothing but the load balancer; Prometheus without its lifecycle API; Redis with a password', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      if (name === 'lb') expect(svc.ports?.map((p) => interpolate(p, {}))).toEqual(['8080:80'])
+      else expect(svc.ports, `${name} is published`).toBeUndefined()
+    }
+    expect(service('prometheus').command!.join(' ')).not.toMatch(/enable-lifecycle|enable-admin-api/)
+    const redisCommand = service('redis').command!.map((c) => interpolate(c, secrets))
+    expect(redisCommand.slice(redisCommand.indexOf('--requirepass'))).toEqual(['--requirepass', secrets.REDIS_PASSWORD])
+    // The operator's overlay publishes Prometheus and Grafana on the loopback interface only.
+    const ops = parse(read('deploy/docker-compose.ops.yml')) as { services: Record<string, Service> }
+    for (const svc of Object.values(ops.services)) for (const p of svc.ports ?? []) expect(p).toMatch(/^127\.0\.0\.1:/)
   })
 
   it('gives every coldboard process a configuration that loads in production and points at the compose services', () => {
@@ -113,8 +134,8 @@ describe('deploy/docker-compose.yml', () => {
       expect(config.NODE_ENV).toBe('production')
       const db = new URL(config.DATABASE_URL!)
       expect([db.hostname, db.port, db.username, db.pathname]).toEqual(['postgres', '5432', pg.POSTGRES_USER, `/${pg.POSTGRES_DB}`])
-      expect(db.password).toBe(interpolate(pg.POSTGRES_PASSWORD!, {}))
-      expect(config.redis).toEqual({ url: 'redis://redis:6379' })
+      expect(db.password).toBe(interpolate(pg.POSTGRES_PASSWORD!, secrets))
+      expect(config.redis).toEqual({ url: `redis://:${secrets.REDIS_PASSWORD}@redis:6379` })
       expect(config.PORT).toBe(3000)
       expect(config.HOST).toBe('0.0.0.0')
       // One key prefix for the whole deployment: the instances share entries, fences, channels and the queue.

@@ -126,7 +126,7 @@ describe('deploy/Dockerfile', () => {
   it('has every package its commands import at run time after `npm prune --omit=dev`', () => {
     // Every command of src/cli.ts is compiled into the image, so every one is followed.
     const commands = cliCommands()
-    expect([...commands.keys()].sort()).toEqual(['api-key', 'bench', 'demo', 'migrate', 'seed', 'serve', 'simulate', 'token', 'worker'])
+    expect([...commands.keys()].sort()).toEqual(['api-key', 'bench', 'demo', 'maintain', 'migrate', 'rollups', 'seed', 'serve', 'simulate', 'token', 'worker'])
     const entries = [path.join(root, 'src/cli.ts'), ...[...new Set(commands.values())].map((m) => path.join(root, `src/commands/${m}.ts`))]
     for (const entry of entries) expect(existsSync(entry), entry).toBe(true)
     const imports = runtimeImports(entries)

@@ -40,7 +40,7 @@ describe('web plugin: the dashboard page at /', () => {
     expect((await ctx.app.inject({ method: 'GET', url: '/metrics' })).body).toContain('dashboard_cache_hit_total')
     const missing = await ctx.app.inject({ method: 'GET', url: '/no-such-page' })
     expect(missing.statusCode).toBe(404)
-    expect(missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'route GET /no-such-page not found' } })
+    expect(missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route GET /no-such-page' } })
   })
 
   it('says to run `npm run build` when the page has not been built', async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { apiKeys, devices, organizations, sites, units, type Device, type Organization, type Site, type Unit } from '../../src/db/schema.js'
+import { eq } from 'drizzle-orm'
+import { apiKeys, devices, organizations, sites, unitThresholds, units, type Device, type Organization, type Site, type Unit } from '../../src/db/schema.js'
 import type { Db } from '../../src/infra/postgres.js'
 import { generateApiKey } from '../../src/features/auth/tokens.js'
 
@@ -47,4 +48,13 @@ export async function createOrgFixture (db: Db, opts: {
   const { key, hash } = generateApiKey()
   await db.insert(apiKeys).values({ organizationId: org!.id, name: 'test', hash })
   return { org: org!, site: site!, units: unitRows, devices: deviceRows, apiKey: key }
+}
+
+/**
+ * Gives a unit other thresholds as if it had always had them: the unit row and its history's first row (readings
+ * are judged by the thresholds of their time, so a plain UPDATE of units would only change what comes next).
+ */
+export async function setThresholdsSinceCreation (db: Db, unitId: string, tempMin: number, tempMax: number): Promise<void> {
+  await db.update(units).set({ tempMin, tempMax }).where(eq(units.id, unitId))
+  await db.update(unitThresholds).set({ tempMin, tempMax }).where(eq(unitThresholds.unitId, unitId))
 }

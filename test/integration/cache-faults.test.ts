@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { open } from '../../src/features/dashboard/envelope.js'
 import type { App } from '../../src/app.js'
 import { units } from '../../src/db/schema.js'
 import type { ChangeEvent } from '../../src/features/changes/events.js'
@@ -73,7 +74,7 @@ describe('cache faults', () => {
     expect(emitted.map((e) => e.name)).toEqual(['unitUpdate']) // the failed invalidation never blocks the emit
     expect(app.dashboard.readThrough.hasPending(f.org.id)).toBe(true)
     // Redis kept the pre-event value all along.
-    expect(JSON.parse((await direct.get(unitsStatusKey()))!).too_hot).toBe(0)
+    expect(JSON.parse(open((await direct.getBuffer(unitsStatusKey()))!)!.body.toString()).too_hot).toBe(0)
     const during = await read()
     expect(during.headers['x-cache']).toBe('bypass')
     expect(during.json().too_hot).toBe(1)

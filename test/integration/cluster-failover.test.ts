@@ -116,13 +116,14 @@ describe('Redis Cluster failover', () => {
   it('a primary killed during a stream of events: zero stale reads, zero lost readings, caching resumes', async () => {
     const prefix = newPrefix()
     const [A, B] = await instances({ prefix, env: { CACHE_TTL_SECONDS: '5' } })
-    // An organization whose shard also holds the queue: the kill takes its cache entries, its events' fan-out
-    // and BullMQ down at once.
+    // An organization whose entries and room channel share the queue's shard: the kill takes its cache entries,
+    // its events' fan-out and BullMQ down at once.
     const queueSlotPrimary = await cluster.primaryOf(`{${prefix}bull}:ingestion:id`)
     let f: OrgFixture | undefined
-    for (let i = 0; i < 40 && !f; i++) {
+    for (let i = 0; i < 150 && !f; i++) {
       const candidate = await createOrgFixture(db.db, { units: 1 })
-      if (await cluster.primaryOf(A!.app.dashboard.keys.fence(candidate.org.id)) === queueSlotPrimary) f = candidate
+      if (await cluster.primaryOf(A!.app.dashboard.keys.fence(candidate.org.id)) === queueSlotPrimary &&
+        await cluster.primaryOf(`${prefix}socket.io#/#org:${candidate.org.id}#`) === queueSlotPrimary) f = candidate
     }
     expect(f).toBeDefined()
     const fx = f!

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import type { Server } from 'node:http'
 import { io as connectClient, type Socket } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createSigner } from 'fast-jwt'
 import type { App } from '../../src/app.js'
 import { createTokenService } from '../../src/features/auth/tokens.js'
 import type { ChangeEvent, UnitUpdatePayload } from '../../src/features/changes/events.js'
-import { buildTestApp, useTestApp, type TestContext } from '../helpers/fixture.js'
+import { buildTestApp, testJwtSecret, useTestApp, type TestContext } from '../helpers/fixture.js'
 
 const orgA = randomUUID()
 const orgB = randomUUID()
@@ -99,9 +100,10 @@ describe('realtime: Socket.io rooms per organization', () => {
     ['an empty token', () => ({ token: '' })],
     ['a token that is not a JWT', () => ({ token: 'not-a-jwt' })],
     ['a token signed with another secret', () => ({
-      token: createTokenService('another-secret-another-secret-0123456789').sign({ sub: 'x', orgs: { [orgA]: 'owner' } })
+      token: createTokenService('another-secret-another-secret-0123456789', { maxTtlMs: 86_400_000 }).sign({ sub: 'x', orgs: { [orgA]: 'owner' } })
     })],
-    ['an expired token', (app) => ({ token: app.tokens.sign({ sub: 'x', orgs: { [orgA]: 'owner' } }, -1000) })]
+    ['an expired token', () => ({ token: createSigner({ key: testJwtSecret, expiresIn: 600_000, clockTimestamp: Date.now() - 3600_000 })({ sub: 'x', orgs: { [orgA]: 'owner' } }) })],
+    ['a token without an expiry', () => ({ token: createSigner({ key: testJwtSecret })({ sub: 'x', orgs: { [orgA]: 'owner' } }) })]
   ])('refuses %s with connect_error "unauthorized"', async (_case, auth) => {
     const refused = open(clients, ctx.url, auth(ctx.app))
     await expect(refused).rejects.toThrow('unauthorized')

@@ -90,7 +90,7 @@ describe('route guards', () => {
   })
 
   it('answers 401 on every bearer route for a token signed with another secret', async () => {
-    const other = createTokenService('another-secret-another-secret-0123456789')
+    const other = createTokenService('another-secret-another-secret-0123456789', { maxTtlMs: 86_400_000 })
     const forged = { authorization: `Bearer ${other.sign({ sub: 'x', orgs: { [strangerOrg]: 'owner' } }, 60_000)}` }
     const failures: string[] = []
     for (const r of apiRoutes().filter((r) => (r.config?.auth ?? 'jwt') === 'jwt')) {

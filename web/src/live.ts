@@ -17,6 +17,8 @@ export function connectLive (token: string, handlers: {
   onStatus: (status: LiveStatus, detail?: string) => void
   onEvent: (name: LiveEvent, payload: { organizationId: string, unitId?: string }) => void
   onResync: () => void
+  /** The token expired: the server closed the connection; the page must sign in again. */
+  onExpired: (detail: string) => void
 }): () => void {
   // WebSocket first (no sticky sessions needed behind a load balancer), long-polling as the fallback.
   const socket = io({ auth: { token }, transports: ['websocket', 'polling'], tryAllTransports: true })
@@ -36,6 +38,11 @@ export function connectLive (token: string, handlers: {
     // A rejected handshake (bad or expired token) is final; anything else is retried with backoff.
     if (!socket.active) handlers.onStatus('refused', err.message)
     else handlers.onStatus('reconnecting')
+  })
+  socket.on('authExpired', (p: { reason?: string }) => {
+    socket.close()
+    handlers.onStatus('refused', p?.reason ?? 'token expired')
+    handlers.onExpired(p?.reason ?? 'token expired')
   })
   for (const name of liveEvents) socket.on(name, (payload: { organizationId: string, unitId?: string }) => handlers.onEvent(name, payload))
   return () => { socket.close() }

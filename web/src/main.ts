@@ -133,6 +133,7 @@ function startBoard (session: Session, onSignedOut: (message: string) => void): 
       el.title = detail ?? ''
     },
     onResync: refreshAll,
+    onExpired: (reason) => { if (!stopped) onSignedOut(`Signed out: ${reason}; open a new dashboard link`) },
     onEvent: (name, payload) => {
       if (payload.organizationId !== session.orgId) return
       if (name === 'unitUpdate') {

@@ -1,10 +1,9 @@
 import { Type, type Static } from 'typebox'
 import { alertSeverityEnum, alertStatusEnum, alertTypeEnum, thresholdEnum } from '../../db/schema.js'
+import { DateTime, PageQuery, Uuid } from '../../http/schemas.js'
 
 // TypeBox schemas for the alert endpoints: request validation and the OpenAPI document at /docs.
-
-const Uuid = Type.String({ format: 'uuid' })
-const DateTime = Type.String({ format: 'date-time' })
+export { ErrorResponse, OrgParams } from '../../http/schemas.js'
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()])
 const AlertStatus = Type.Enum([...alertStatusEnum.enumValues])
 
@@ -23,16 +22,11 @@ export const Alert = Type.Object({
 })
 export type AlertJson = Static<typeof Alert>
 
-export const OrgParams = Type.Object({ orgId: Uuid })
-export const AlertParams = Type.Object({ orgId: Uuid, alertId: Uuid })
+export const AlertParams = Type.Object({ orgId: Uuid, alertId: Uuid }, { additionalProperties: false })
 
 export const ListAlertsQuery = Type.Object({
   status: Type.Optional(AlertStatus),
   unitId: Type.Optional(Uuid),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
+  ...PageQuery
 }, { additionalProperties: false })
 export type AlertFilter = Static<typeof ListAlertsQuery>
-
-export const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() })
-})

@@ -1,10 +1,12 @@
-import { and, desc, eq, ne } from 'drizzle-orm'
+import { and, desc, eq, ne, sql } from 'drizzle-orm'
 import { alerts, type Alert } from '../../db/schema.js'
 import { ConflictError, NotFoundError } from '../../errors.js'
 import type { Db } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import { alertEvent } from '../changes/events.js'
 import type { ChangePipeline } from '../changes/pipeline.js'
+import { fromMicros, isMicros, isUuid, microsOf, readCursor, toPage, type Page } from '../../http/paging.js'
+import { MAX_PAGE } from '../../http/schemas.js'
 import type { AlertFilter } from './schemas.js'
 
 /**
@@ -22,16 +24,21 @@ export function createAlertService (opts: { db: Db, clock: Clock, changes: Chang
   }
 
   return {
-    /** Newest first. */
-    async list (orgId: string, query: AlertFilter): Promise<Alert[]> {
-      return db.select().from(alerts)
+    /** Newest first (by trigger time, then id); keyset paging. */
+    async list (orgId: string, query: AlertFilter): Promise<Page<Alert>> {
+      const limit = query.limit ?? MAX_PAGE
+      const after = readCursor(query.cursor, 'alerts', [isMicros, isUuid])
+      const rows = await db.select({ alert: alerts, at: microsOf(alerts.triggeredAt) }).from(alerts)
         .where(and(
           eq(alerts.organizationId, orgId),
           query.status ? eq(alerts.status, query.status) : undefined,
-          query.unitId ? eq(alerts.unitId, query.unitId) : undefined
+          query.unitId ? eq(alerts.unitId, query.unitId) : undefined,
+          after ? sql`(${alerts.triggeredAt}, ${alerts.id}) < (${fromMicros(after[0] as string)}, ${after[1] as string}::uuid)` : undefined
         ))
         .orderBy(desc(alerts.triggeredAt), desc(alerts.id))
-        .limit(query.limit ?? 100)
+        .limit(limit + 1)
+      const page = toPage(rows, limit, 'alerts', (r) => [r.at, r.alert.id])
+      return { items: page.items.map((r) => r.alert), next: page.next }
     },
 
     /** active → acknowledged. */

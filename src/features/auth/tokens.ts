@@ -10,22 +10,34 @@ const rank: Record<Role, number> = { viewer: 0, manager: 1, owner: 2 }
 
 export interface Principal {
   sub: string
+  /** Organization ids (lower-case) → role. */
   orgs: Record<string, Role>
   admin: boolean
+  /** When the token expires (ms since the epoch): a Socket.io connection is closed then. */
+  expiresAt: number
 }
 
 export function hasRole (p: Principal, orgId: string, min: Role): boolean {
-  const role = p.orgs[orgId]
+  const role = p.orgs[orgId.toLowerCase()]
   return role !== undefined && rank[role] >= rank[min]
 }
 
 export interface TokenClaims { sub: string, orgs: Record<string, Role>, admin?: boolean }
 
-/** HS256 JWTs: sign for the CLI, verify for HTTP and the Socket.io handshake. */
-export function createTokenService (secret: string) {
-  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], cache: 1000 })
+/** Clock skew tolerated between the signer and this server when a token's lifetime is checked. */
+const SKEW_MS = 60_000
+export const DEFAULT_TOKEN_TTL_MS = 12 * 3600_000
+
+/**
+ * HS256 JWTs: sign for the CLI, verify for HTTP and the Socket.io handshake. Every token must expire (`exp`), and
+ * none may live longer than TOKEN_MAX_TTL: a leaked token stops working at the latest then.
+ */
+export function createTokenService (secret: string, opts: { maxTtlMs: number }) {
+  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], cache: 1000, requiredClaims: ['exp'] })
   return {
-    sign (claims: TokenClaims, ttlMs = 12 * 3600_000): string {
+    maxTtlMs: opts.maxTtlMs,
+    sign (claims: TokenClaims, ttlMs = Math.min(DEFAULT_TOKEN_TTL_MS, opts.maxTtlMs)): string {
+      if (!(ttlMs > 0) || ttlMs > opts.maxTtlMs) throw new Error(`token lifetime must be between 1 ms and TOKEN_MAX_TTL (${opts.maxTtlMs} ms)`)
       return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlMs })({ ...claims })
     },
     verify (token: string): Principal {
@@ -39,11 +51,13 @@ export function createTokenService (secret: string) {
       if (typeof payload.sub !== 'string' || typeof orgs !== 'object' || orgs === null) {
         throw new UnauthorizedError('invalid token: missing sub or orgs claim')
       }
+      const expiresAt = Number(payload.exp) * 1000
+      if (expiresAt - Date.now() > opts.maxTtlMs + SKEW_MS) throw new UnauthorizedError('invalid token: it lives longer than TOKEN_MAX_TTL')
       const clean: Record<string, Role> = {}
       for (const [org, role] of Object.entries(orgs)) {
-        if (roles.includes(role as Role)) clean[org] = role as Role
+        if (roles.includes(role as Role)) clean[org.toLowerCase()] = role as Role
       }
-      return { sub: payload.sub, orgs: clean, admin: payload.admin === true }
+      return { sub: payload.sub, orgs: clean, admin: payload.admin === true, expiresAt }
     }
   }
 }
@@ -62,16 +76,6 @@ export function resolveJwtSecret (configured: string | undefined, dataDir: strin
   writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' })
   onGenerated?.(file)
   return secret
-}
-
-/** Parses "12h", "30m", "45s", "7d" or plain milliseconds. */
-export function parseDuration (text: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (!m) throw new Error(`invalid duration "${text}" (use e.g. 30m, 12h, 7d)`)
-  const n = Number(m[1])
-  const unit = m[2] ?? 'ms'
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[unit] ?? 1
-  return n * factor
 }
 
 export function generateApiKey (): { key: string, hash: string } {

@@ -21,7 +21,7 @@ export interface QueryTypeDefinition {
   /** Reads it from PostgreSQL; null when the unit does not exist in the organization (a 404, never cached). */
   load (q: DashboardQueryService, e: { orgId: string, unitId?: string }, ctx: LoadContext): Promise<unknown>
   /** Its HTTP route: the response schema is the contract, the cache never changes a response's shape. */
-  route: { url: string, summary: string, response: TSchema, querystring?: TSchema }
+  route: { url: string, operationId: string, summary: string, response: TSchema, querystring?: TSchema }
 }
 
 /**
@@ -35,35 +35,35 @@ export const queryTypes = {
     scope: 'org',
     invalidatedBy: allEvents,
     load: async (q, e, ctx) => q.stats(e.orgId, { compliancePercentage: await ctx.compliance(e.orgId) }),
-    route: { url: '/api/orgs/:orgId/dashboard', summary: 'Organization overview', response: DashboardStats }
+    route: { url: '/api/orgs/:orgId/dashboard', operationId: 'getDashboard', summary: 'Organization overview', response: DashboardStats }
   },
   units_status: {
     segment: 'units:status',
     scope: 'org',
     invalidatedBy: ['unitUpdate'],
     load: (q, e) => q.unitsStatus(e.orgId),
-    route: { url: '/api/orgs/:orgId/dashboard/units/status', summary: 'Active units by state', response: UnitCounts }
+    route: { url: '/api/orgs/:orgId/dashboard/units/status', operationId: 'getUnitStatusCounts', summary: 'Active units by state', response: UnitCounts }
   },
   alerts_count: {
     segment: 'alerts:count',
     scope: 'org-or-unit',
     invalidatedBy: alertEvents,
     load: (q, e) => q.alertsCount(e.orgId, e.unitId),
-    route: { url: '/api/orgs/:orgId/dashboard/alerts/count', summary: 'Open alert counts, for the organization or one unit', response: AlertCounts, querystring: AlertCountQuery }
+    route: { url: '/api/orgs/:orgId/dashboard/alerts/count', operationId: 'getAlertCounts', summary: 'Open alert counts, for the organization or one unit', response: AlertCounts, querystring: AlertCountQuery }
   },
   devices_online: {
     segment: 'devices:online',
     scope: 'org',
     invalidatedBy: ['deviceStatusChange'],
     load: (q, e) => q.devicesOnline(e.orgId),
-    route: { url: '/api/orgs/:orgId/dashboard/devices/online', summary: 'Devices online and offline', response: DeviceCounts }
+    route: { url: '/api/orgs/:orgId/dashboard/devices/online', operationId: 'getDeviceCounts', summary: 'Devices online and offline', response: DeviceCounts }
   },
   temperature_trends: {
     segment: 'temperature:trends',
     scope: 'unit',
     invalidatedBy: ['unitUpdate'],
     load: (q, e) => q.temperatureTrends(e.orgId, e.unitId!),
-    route: { url: '/api/orgs/:orgId/units/:unitId/temperature-trends', summary: 'Last 24 h of a unit in 5-minute buckets', response: TemperatureTrend }
+    route: { url: '/api/orgs/:orgId/units/:unitId/temperature-trends', operationId: 'getTemperatureTrend', summary: 'Last 24 h of a unit in 5-minute buckets', response: TemperatureTrend }
   }
 } as const satisfies Record<string, QueryTypeDefinition>
 

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Invalidator } from '../cache/invalidator.js'
 import type { CacheStore } from '../cache/store.js'
 import type { Publication } from '../changes/pipeline.js'
+import { open, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
 import type { BypassReason, DashboardMetrics } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
@@ -17,7 +18,6 @@ export interface ReadResult { body: string | Buffer, gzip: boolean, cache: Cache
  * Redis memory, and a client that accepts gzip gets the stored bytes as they are.
  */
 export const COMPRESS_ABOVE_BYTES = 2048
-const isGzip = (b: Buffer) => b.length > 2 && b[0] === 0x1f && b[1] === 0x8b
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
 
@@ -48,8 +48,8 @@ export function createReadThrough (opts: {
     const key = keys.compliance(orgId)
     const raw = await store.get(key)
     if (raw) {
-      const n = Number(raw.toString())
-      if (raw.length > 0 && raw.length < 16 && Number.isFinite(n)) return n
+      const n = raw.length > 0 && raw.length < 16 ? Number(raw.toString()) : NaN
+      if (n >= 0 && n <= 100) return n
       store.failures.report('corrupt', new Error('not a number'), { key })
       await store.delete(key)
     }
@@ -87,7 +87,8 @@ export function createReadThrough (opts: {
     const fence = await store.readFence(keys.fence(e.orgId), fenceField(e))
     const json = await load(e)
     if (json === null || fence === null) return { json, fenced: false }
-    const value = json.length > COMPRESS_ABOVE_BYTES ? gzipSync(json, { level: 6 }) : json
+    const gzip = json.length > COMPRESS_ABOVE_BYTES
+    const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip)
     return { json, fenced: (await store.setFenced(fence, key, value)) === 'fenced' }
   }
 
@@ -142,12 +143,12 @@ export function createReadThrough (opts: {
       const raw = await store.get(key)
       if (raw === undefined) return result(await bypass(e, 'error'), 'bypass')
       if (raw !== null) {
-        const gzip = isGzip(raw)
-        if (gzip || looksLikeJsonObject(raw)) {
+        const opened = open(raw)
+        if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
-          return { body: raw, gzip, cache: 'hit' }
+          return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
-        store.failures.report('corrupt', new Error('not a JSON object'), { key })
+        store.failures.report('corrupt', new Error('not a value coldboard sealed'), { key })
         await store.delete(key)
       }
       metrics.miss.inc({ query_type: e.queryType })
@@ -185,9 +186,4 @@ export function organizationKeys (keys: DashboardKeys, orgId: string, unitIds: s
     if (hasUnitEntry(queryType)) for (const unitId of unitIds) out.push(keys.entry({ queryType, orgId, unitId }))
   }
   return out
-}
-
-/** Every payload is a JSON object: a cheap structural check that catches garbage without re-parsing. */
-function looksLikeJsonObject (b: Buffer): boolean {
-  return b.length >= 2 && b[0] === 123 && b[b.length - 1] === 125
 }

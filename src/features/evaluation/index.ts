@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { createEvaluation, type Evaluation } from './service.js'
 import { createSweepTimer } from './sweep-timer.js'
+import { MAINTAIN_EVERY_MS } from '../queue/ingestion-queue.js'
 
 declare module 'fastify' {
   interface FastifyInstance { evaluation: Evaluation }
@@ -18,7 +19,7 @@ export interface EvaluationPluginOptions {
 
 /** Decorates `evaluation` (queue, else inline) and runs the workers and the sweep timer this process is asked to. */
 export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOptions) {
-  const evaluation = createEvaluation({ queue: app.queue, monitoring: app.monitoring, metrics: app.metrics, log: app.log })
+  const evaluation = createEvaluation({ db: app.db, clock: app.clock, queue: app.queue, monitoring: app.monitoring, metrics: app.metrics, log: app.log })
   app.decorate('evaluation', evaluation)
   const { queue, monitoring } = app
 
@@ -26,18 +27,33 @@ export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOp
     // Once every plugin is ready: jobs may start arriving at once.
     app.addHook('onReady', async () => {
       await queue.startWorkers({
-        process: (job) => monitoring.processUnits(job.organizationId, job.unitIds),
-        sweep: () => monitoring.sweep()
+        process: (job) => evaluation.evaluate(job),
+        sweep: () => monitoring.sweep(),
+        reconcile: async () => { await evaluation.reconcile() },
+        maintain: () => app.maintenance.run()
       })
     })
   }
   if (opts.sweeper) {
     const timer = createSweepTimer({
-      sweep: async () => { if (!queue?.ready()) await monitoring.sweep() },
+      // Without the queue, time must still move unit states and unevaluated readings must still be caught up.
+      sweep: async () => {
+        if (queue?.ready()) return
+        await monitoring.sweep()
+        await evaluation.reconcile()
+      },
       intervalMs: app.config.SWEEP_INTERVAL_SECONDS * 1000,
       log: app.log.child({ component: 'sweeper' })
     })
     app.addHook('onReady', async () => { timer.start() })
     app.addHook('onClose', async () => { await timer.stop() })
+    // Partitions ahead and retention, likewise: the queue's repeatable job, else this timer (once at start too).
+    const maintainer = createSweepTimer({
+      sweep: async () => { if (!queue?.ready()) await app.maintenance.run() },
+      intervalMs: MAINTAIN_EVERY_MS,
+      log: app.log.child({ component: 'maintenance' })
+    })
+    app.addHook('onReady', async () => { maintainer.start(); void maintainer.tick() })
+    app.addHook('onClose', async () => { await maintainer.stop() })
   }
-}, { name: 'evaluation', dependencies: ['core', 'queue', 'monitoring'], decorators: { fastify: ['config', 'metrics', 'queue', 'monitoring'] } })
+}, { name: 'evaluation', dependencies: ['core', 'queue', 'monitoring', 'maintenance'], decorators: { fastify: ['config', 'db', 'clock', 'metrics', 'queue', 'monitoring', 'maintenance'] } })

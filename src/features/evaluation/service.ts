@@ -1,21 +1,35 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { Db } from '../../infra/postgres.js'
 import type { Metrics } from '../../infra/metrics.js'
+import { metricsOn } from '../../infra/metrics.js'
+import type { Clock } from '../../lib/clock.js'
 import type { MonitoringService } from '../monitoring/service.js'
-import type { IngestionQueue, ProcessJob } from '../queue/ingestion-queue.js'
+import { UnresolvableJobError, type IngestionQueue, type ProcessJob } from '../queue/ingestion-queue.js'
+import { findUnevaluated, jobResolves } from './reconciler.js'
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Readings received this long ago and still unevaluated are the reconciler's (younger ones are their job's). */
+export const RECONCILE_GRACE_MS = 60_000
 
 /**
  * Where stored readings get evaluated (unit state, alerts, events): on the queue when it takes the job, else
- * right here, so that an accepted reading is always evaluated. Never throws: the readings are durable already,
- * and a failed inline evaluation is caught up by the unit's next batch or job.
+ * right here, so that an accepted reading is always evaluated; a job that ran out of retries is caught up by the
+ * reconciler. A job naming an organization or units that do not exist is refused loudly, never completed.
  */
 export function createEvaluation (opts: {
+  db: Db
+  clock: Clock
   queue: IngestionQueue | null
   monitoring: MonitoringService
   metrics: Metrics
   log: FastifyBaseLogger
 }) {
-  const { queue, monitoring, metrics } = opts
+  const { db, clock, queue, monitoring, metrics } = opts
   const log = opts.log.child({ component: 'evaluation' })
+  const m = metricsOn(metrics.registry)
+  const reconciled = m.counter({ name: 'coldboard_readings_reconciled_units_total', help: 'Units whose stored readings were found unevaluated and evaluated by the reconciler' })
+  const unresolvable = m.counter({ name: 'coldboard_jobs_unresolvable_total', help: 'Evaluation jobs naming an organization or units that do not exist (failed, never completed)' })
+
   return {
     async submit (job: ProcessJob): Promise<'queue' | 'inline'> {
       if (job.unitIds.length === 0) return 'inline'
@@ -27,9 +41,40 @@ export function createEvaluation (opts: {
       try {
         await monitoring.processUnits(job.organizationId, job.unitIds)
       } catch (err) {
-        log.error({ err, organizationId: job.organizationId }, 'readings stored but not evaluated yet')
+        log.error({ err, organizationId: job.organizationId }, 'readings stored but not evaluated yet (the reconciler catches up)')
       }
       return 'inline'
+    },
+
+    /** A queued job, in the worker: refused (UnresolvableJobError) unless coldboard itself could have made it. */
+    async evaluate (job: ProcessJob): Promise<void> {
+      const ids = Array.isArray(job?.unitIds) ? job.unitIds : []
+      const wellFormed = typeof job?.organizationId === 'string' && uuidRe.test(job.organizationId) && ids.length > 0 && ids.every((u) => typeof u === 'string' && uuidRe.test(u))
+      if (!wellFormed || !await jobResolves(db, job.organizationId, ids)) {
+        unresolvable.inc()
+        log.error({ job }, 'evaluation job names an organization or units that do not exist: failed (another deployment sharing this Redis and queue prefix?)')
+        throw new UnresolvableJobError(`no organization ${String(job?.organizationId)} with units ${ids.join(', ')}`)
+      }
+      await monitoring.processUnits(job.organizationId, ids)
+    },
+
+    /** Evaluates the units whose readings were stored but never evaluated; how many. */
+    async reconcile (): Promise<number> {
+      const found = await findUnevaluated(db, new Date(clock.now().getTime() - RECONCILE_GRACE_MS))
+      let units = 0
+      for (const [orgId, unitIds] of found) {
+        try {
+          await monitoring.processUnits(orgId, unitIds)
+          units += unitIds.length
+        } catch (err) {
+          log.error({ err, organizationId: orgId }, 'reconciliation failed; retried next period')
+        }
+      }
+      if (units > 0) {
+        reconciled.inc(units)
+        log.warn({ units }, 'evaluated readings that had been stored but not evaluated')
+      }
+      return units
     }
   }
 }

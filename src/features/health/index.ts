@@ -9,9 +9,17 @@ const Health = Type.Object({
     database: Check,
     redis: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean(), maxmemoryPolicy: Type.Union([Type.String(), Type.Null()]), warning: Type.Optional(Type.String()) })]),
     cache: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean(), ttlSeconds: Type.Integer() })]),
-    queue: Type.Intersect([Check, Type.Object({ enabled: Type.Boolean() })])
+    queue: Type.Intersect([Check, Type.Object({
+      enabled: Type.Boolean(),
+      waiting: Type.Optional(Type.Integer({ description: 'evaluation jobs waiting' })),
+      failed: Type.Optional(Type.Integer({ description: 'evaluation jobs out of retries (their readings are reconciled)' })),
+      oldestWaitingSeconds: Type.Optional(Type.Number({ description: 'age of the oldest waiting job' })),
+      warning: Type.Optional(Type.String())
+    })])
   })
 })
+
+const Status = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('down')]) })
 
 async function timed (fn: () => Promise<unknown>): Promise<{ ok: boolean, latencyMs: number, error?: string }> {
   const start = performance.now()
@@ -25,8 +33,8 @@ async function timed (fn: () => Promise<unknown>): Promise<{ ok: boolean, latenc
 const round = (ms: number) => Math.round(ms * 100) / 100
 
 /**
- * /health (D14): database, redis, cache and queue, each `{ ok, latencyMs }`; degraded while Redis is down,
- * 503 only when the database is. /health/live and /health/ready for orchestrators, /metrics for Prometheus.
+ * /health (D14): database, redis, cache and queue, each `{ ok, latencyMs }`; degraded while Redis is down or the
+ * evaluation queue stalls (its oldest job waiting past QUEUE_STALL_SECONDS), 503 only when the database is down. /health/live and /health/ready for orchestrators, /metrics for Prometheus.
  */
 export default fp(async function healthPlugin (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -34,11 +42,14 @@ export default fp(async function healthPlugin (fastify) {
 
   async function report () {
     const redisEnabled = app.redis !== null
-    const [database, cache, queue] = await Promise.all([
+    const [database, cache, queue, jobs] = await Promise.all([
       timed(() => app.database.ping()),
       app.cache.healthCheck(),
-      app.queue ? app.queue.healthCheck() : Promise.resolve({ ok: false, latencyMs: 0 })
+      app.queue ? app.queue.healthCheck() : Promise.resolve({ ok: false, latencyMs: 0 }),
+      app.queue ? app.queue.stats() : Promise.resolve(null)
     ])
+    // Jobs waiting longer than QUEUE_STALL_SECONDS: no worker is consuming (or they cannot keep up).
+    const stalled = jobs !== null && jobs.oldestWaitingSeconds > app.config.QUEUE_STALL_SECONDS
     const policy = app.redisPolicy.maxmemoryPolicy
     const redis = {
       ok: cache.ok,
@@ -47,7 +58,7 @@ export default fp(async function healthPlugin (fastify) {
       maxmemoryPolicy: policy,
       ...(policy && policy !== 'noeviction' ? { warning: `maxmemory-policy is ${policy}: BullMQ needs noeviction` } : {})
     }
-    const redisHealthy = !redisEnabled || (cache.ok && queue.ok)
+    const redisHealthy = !redisEnabled || (cache.ok && queue.ok && !stalled)
     const status = !database.ok ? 'down' as const : redisHealthy ? 'ok' as const : 'degraded' as const
     return {
       status,
@@ -55,21 +66,26 @@ export default fp(async function healthPlugin (fastify) {
         database,
         redis,
         cache: { ...cache, enabled: app.cache.isEnabled(), ttlSeconds: app.config.CACHE_TTL_SECONDS },
-        queue: { ...queue, enabled: app.queue !== null }
+        queue: {
+          ...queue,
+          enabled: app.queue !== null,
+          ...(jobs ? { waiting: jobs.waiting, failed: jobs.failed, oldestWaitingSeconds: jobs.oldestWaitingSeconds } : {}),
+          ...(stalled ? { warning: `the oldest evaluation job has waited ${jobs.oldestWaitingSeconds} s (more than QUEUE_STALL_SECONDS): is a worker running?` } : {})
+        }
       }
     }
   }
 
-  app.get('/health', { schema: { tags, summary: 'Health of the service and its dependencies', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+  app.get('/health', { schema: { tags, operationId: 'getHealth', summary: 'Health of the service and its dependencies', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
     const body = await report()
     return reply.status(body.status === 'down' ? 503 : 200).send(body)
   })
-  app.get('/health/live', { schema: { tags, summary: 'Liveness: the process answers' } }, async () => ({ status: 'ok' }))
-  app.get('/health/ready', { schema: { tags, summary: 'Readiness: the database answers' } }, async (_req, reply) => {
+  app.get('/health/live', { schema: { tags, operationId: 'getLiveness', summary: 'Liveness: the process answers', response: { 200: Status } } }, async () => ({ status: 'ok' as const }))
+  app.get('/health/ready', { schema: { tags, operationId: 'getReadiness', summary: 'Readiness: the database answers', response: { 200: Status, 503: Status } } }, async (_req, reply) => {
     const db = await timed(() => app.database.ping())
     return reply.status(db.ok ? 200 : 503).send({ status: db.ok ? 'ok' : 'down' })
   })
-  app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags, operationId: 'getMetrics', summary: 'Prometheus metrics', response: { 200: { type: 'string', description: 'Prometheus text exposition format' } } } }, async (_req, reply) => {
     return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics())
   })
 }, { name: 'health', dependencies: ['core', 'redis', 'cache', 'queue'], decorators: { fastify: ['config', 'database', 'metrics', 'redis', 'redisPolicy', 'cache', 'queue'] } })

@@ -1,6 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError } from '../../errors.js'
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { ErrorResponse, IngestBody, IngestResult, MAX_READINGS } from './schemas.js'
 import type { IngestionService } from './service.js'
 import type { Evaluation } from '../evaluation/service.js'
@@ -10,24 +9,12 @@ export function ingestionRoutes (fastify: FastifyInstance, service: IngestionSer
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
   app.post('/api/ingest/readings', {
-    config: {
-      auth: 'apiKey',
-      rateLimit: {
-        max: app.config.RATE_LIMIT_MAX,
-        timeWindow: '1 minute',
-        // Runs after authentication: each API key has its own budget.
-        keyGenerator: (req: FastifyRequest) => req.apiKey?.id ?? req.ip
-      }
-    },
-    // Strict validation without the app's type coercion: a sensor's `"temperature": null` must be
-    // rejected, not stored as 0 °C and raised as an excursion.
-    validatorCompiler: TypeBoxValidatorCompiler,
-    preValidation: async (req) => {
-      const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
-      if (type !== 'application/json') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/json', 415)
-    },
+    // Each API key has a budget of RATE_LIMIT_MAX requests a minute (src/features/auth/index.ts). Bodies are
+    // validated strictly app-wide: a sensor's `"temperature": null` is rejected, never stored as 0 °C.
+    config: { auth: 'apiKey' },
     schema: {
       tags: ['ingestion'],
+      operationId: 'ingestReadings',
       summary: 'Ingest a batch of sensor readings',
       description: `1–${MAX_READINGS} readings, all or nothing: one unknown device (or another organization's), ` +
         'one invalid value or a recordedAt more than 5 minutes ahead rejects the whole batch with 400 and stores nothing. ' +

@@ -22,6 +22,6 @@ export const IngestResult = Type.Object({
   duplicates: Type.Integer({ description: 'Readings already stored (same device and recordedAt), in this batch or before' })
 })
 
-export const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() })
-})
+export type IngestResultJson = Static<typeof IngestResult>
+
+export { ErrorResponse } from '../../http/schemas.js'

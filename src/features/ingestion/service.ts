@@ -19,9 +19,17 @@ export interface StoreResult {
 
 interface ResolvedDevice { id: string, unitId: string, organizationId: string }
 
-/** Validates and stores reading batches. Storing is idempotent; processing them is monitoring's job. */
-export function createIngestionService (opts: { db: Db, clock: Clock }) {
-  const { db, clock } = opts
+/**
+ * Validates and stores reading batches. Storing is idempotent; processing them is monitoring's job. The rollups
+ * are maintained by the insert statement itself (its trigger, migration 0003).
+ */
+export function createIngestionService (opts: {
+  db: Db
+  clock: Clock
+  /** Creates the partitions of months that have none yet, before the insert (src/features/maintenance). */
+  ensurePartitions: (times: Date[]) => Promise<void>
+}) {
+  const { db, clock, ensurePartitions } = opts
 
   function parseTimes (readings: ReadingInput[]): Date[] {
     const latest = clock.now().getTime() + MAX_CLOCK_SKEW_MS
@@ -69,6 +77,9 @@ export function createIngestionService (opts: { db: Db, clock: Clock }) {
           receivedAt
         }
       })
+      // In key order: two batches repeating each other's readings wait for each other instead of deadlocking.
+      rows.sort((x, y) => x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : x.recordedAt.getTime() - y.recordedAt.getTime())
+      await ensurePartitions(times)
       const stored = await db.transaction(async (tx) => {
         const inserted = await tx.insert(sensorReadings).values(rows)
           .onConflictDoNothing({ target: [sensorReadings.deviceId, sensorReadings.recordedAt] })

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { sendPage } from '../../http/paging.js'
 import { deviceJson } from './json.js'
 import { CreateDeviceBody, Device, ErrorResponse, ListDevicesQuery, OrgParams } from './schemas.js'
 import type { ManagementService } from './service.js'
@@ -14,6 +15,7 @@ export function deviceRoutes (fastify: FastifyInstance, service: ManagementServi
   app.post('/api/orgs/:orgId/devices', {
     schema: {
       tags: ['devices'],
+      operationId: 'createDevice',
       summary: 'Register a sensor device on a unit',
       description: 'deviceEui is unique across all organizations (409 DUPLICATE_DEVICE_EUI).',
       params: OrgParams,
@@ -28,13 +30,12 @@ export function deviceRoutes (fastify: FastifyInstance, service: ManagementServi
   app.get('/api/orgs/:orgId/devices', {
     schema: {
       tags: ['devices'],
+      operationId: 'listDevices',
       summary: "List the organization's devices",
+      description: 'By device EUI; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
       querystring: ListDevicesQuery,
       response: { 200: Type.Array(Device), ...errors }
     }
-  }, async (req) => {
-    const rows = await service.listDevices(req.params.orgId, req.query)
-    return rows.map(deviceJson)
-  })
+  }, async (req, reply) => sendPage(req, reply, await service.listDevices(req.params.orgId, { ...req.query, limit: req.query.limit ?? 1000 }), deviceJson))
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { sendPage } from '../../http/paging.js'
 import { unitJson } from './json.js'
 import { CreateUnitBody, ErrorResponse, ListUnitsQuery, OrgParams, Unit, UnitParams, UpdateUnitBody } from './schemas.js'
 import type { ManagementService } from './service.js'
@@ -14,6 +15,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.post('/api/orgs/:orgId/units', {
     schema: {
       tags: ['units'],
+      operationId: 'createUnit',
       summary: 'Create a unit in one of the organization\'s sites',
       description: 'tempMin must be lower than tempMax; both in °C between -100 and 100.',
       params: OrgParams,
@@ -28,19 +30,19 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.get('/api/orgs/:orgId/units', {
     schema: {
       tags: ['units'],
+      operationId: 'listUnits',
       summary: "List the organization's units",
+      description: 'By name; at most `limit` (default and maximum 1000) per page, the next page in `Link: <…>; rel="next"`.',
       params: OrgParams,
       querystring: ListUnitsQuery,
       response: { 200: Type.Array(Unit), ...errors }
     }
-  }, async (req) => {
-    const rows = await service.listUnits(req.params.orgId, req.query)
-    return rows.map(unitJson)
-  })
+  }, async (req, reply) => sendPage(req, reply, await service.listUnits(req.params.orgId, { ...req.query, limit: req.query.limit ?? 1000 }), unitJson))
 
   app.get('/api/orgs/:orgId/units/:unitId', {
     schema: {
       tags: ['units'],
+      operationId: 'getUnit',
       summary: 'Get a unit',
       params: UnitParams,
       response: { 200: Unit, ...errors }
@@ -50,6 +52,7 @@ export function unitRoutes (fastify: FastifyInstance, service: ManagementService
   app.patch('/api/orgs/:orgId/units/:unitId', {
     schema: {
       tags: ['units'],
+      operationId: 'updateUnit',
       summary: 'Update a unit',
       description: 'Changing tempMin, tempMax or isActive re-evaluates the unit\'s state (and emits unitUpdate when it changes).',
       params: UnitParams,

@@ -1,11 +1,10 @@
 import { Type, type Static } from 'typebox'
 import { deviceStatusEnum, unitStateEnum, unitTypeEnum } from '../../db/schema.js'
+import { DateTime, NullableDateTime, PageQuery, Uuid } from '../../http/schemas.js'
 
-// TypeBox schemas: request validation (Fastify's Ajv) and the OpenAPI document at /docs.
+// TypeBox schemas: request validation (src/http/validation.ts) and the OpenAPI document at /docs.
+export { ErrorResponse, OrgParams } from '../../http/schemas.js'
 
-const Uuid = Type.String({ format: 'uuid' })
-const DateTime = Type.String({ format: 'date-time' })
-const NullableDateTime = Type.Union([DateTime, Type.Null()])
 // At least one visible character, so that a name never renders as blank on a dashboard.
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' })
 const Temperature = Type.Number({ minimum: -100, maximum: 100, description: '°C' })
@@ -13,8 +12,7 @@ const UnitType = Type.Enum([...unitTypeEnum.enumValues])
 const UnitState = Type.Enum([...unitStateEnum.enumValues])
 const DeviceStatus = Type.Enum([...deviceStatusEnum.enumValues])
 
-export const OrgParams = Type.Object({ orgId: Uuid })
-export const UnitParams = Type.Object({ orgId: Uuid, unitId: Uuid })
+export const UnitParams = Type.Object({ orgId: Uuid, unitId: Uuid }, { additionalProperties: false })
 
 export const Organization = Type.Object({
   id: Uuid,
@@ -77,8 +75,10 @@ export const UpdateUnitBody = Type.Object({
 // Query strings stay open to unknown parameters (cache busters, tracking) that change nothing.
 export const ListUnitsQuery = Type.Object({
   siteId: Type.Optional(Uuid),
-  state: Type.Optional(UnitState)
+  state: Type.Optional(UnitState),
+  ...PageQuery
 })
+export const PageOnlyQuery = Type.Object({ ...PageQuery })
 
 export const Device = Type.Object({
   id: Uuid,
@@ -102,11 +102,7 @@ export const CreateDeviceBody = Type.Object({
   battery: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'percent' }))
 }, { additionalProperties: false })
 
-export const ListDevicesQuery = Type.Object({ unitId: Type.Optional(Uuid) })
-
-export const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() })
-})
+export const ListDevicesQuery = Type.Object({ unitId: Type.Optional(Uuid), ...PageQuery })
 
 export type OrganizationJson = Static<typeof Organization>
 export type SiteJson = Static<typeof Site>

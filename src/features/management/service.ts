@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { and, asc, eq, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm'
 import {
-  devices, organizations, sites, units,
+  devices, organizations, sites, unitThresholds, units,
   type Device, type Organization, type Site, type Unit, type UnitState
 } from '../../db/schema.js'
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js'
@@ -9,6 +9,9 @@ import type { Db, DbOrTx, Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import type { ChangePipeline } from '../changes/pipeline.js'
+import { isText, isUuid, readCursor, toPage, type Page } from '../../http/paging.js'
+
+export interface PageRequest { limit: number, cursor?: string }
 import type { CreateDeviceInput, CreateUnitInput, UpdateUnitInput } from './schemas.js'
 
 export interface ManagementOptions {
@@ -18,6 +21,11 @@ export interface ManagementOptions {
   changes: ChangePipeline
   /** Recomputes a unit's state, inside the write's transaction, after its thresholds or isActive changed (monitoring). */
   reevaluateIn: (tx: Tx, orgId: string, unitId: string) => Promise<ChangeEvent[]>
+  /** The rollups' side of a threshold change (src/features/rollups): the organization's lock, then the re-derivation. */
+  rollups: {
+    lockOrgIn: (tx: Tx, orgId: string) => Promise<void>
+    rederiveUnitIn: (tx: Tx, orgId: string, unitId: string, validFrom: Date) => Promise<void>
+  }
 }
 
 /**
@@ -26,7 +34,7 @@ export interface ManagementOptions {
  * unit created, a threshold edited) invalidates that organization whole. Ids that do not exist in the
  * organization are NotFoundError, never a foreign-key 500.
  */
-export function createManagementService ({ db, clock, changes, reevaluateIn }: ManagementOptions) {
+export function createManagementService ({ db, clock, changes, reevaluateIn, rollups }: ManagementOptions) {
   async function unitInOrg (tx: DbOrTx, orgId: string, unitId: string, lock = false): Promise<Unit> {
     const query = tx.select().from(units).where(and(eq(units.id, unitId), eq(units.organizationId, orgId)))
     const [row] = lock ? await query.for('update') : await query
@@ -59,9 +67,14 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
       })
     },
 
-    async listSites (orgId: string): Promise<Site[]> {
+    /** By name, then id; `limit` rows after `cursor` (keyset paging). */
+    async listSites (orgId: string, page: PageRequest): Promise<Page<Site>> {
       await assertOrganization(db, orgId)
-      return db.select().from(sites).where(eq(sites.organizationId, orgId)).orderBy(asc(sites.name), asc(sites.id))
+      const after = readCursor(page.cursor, 'sites', [isText, isUuid])
+      const rows = await db.select().from(sites)
+        .where(and(eq(sites.organizationId, orgId), after ? sql`(${sites.name}, ${sites.id}) > (${after[0] as string}, ${after[1] as string}::uuid)` : undefined))
+        .orderBy(asc(sites.name), asc(sites.id)).limit(page.limit + 1)
+      return toPage(rows, page.limit, 'sites', (r) => [r.name, r.id])
     },
 
     async createUnit (orgId: string, input: CreateUnitInput): Promise<Unit> {
@@ -89,12 +102,16 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
       })
     },
 
-    async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } = {}): Promise<Unit[]> {
+    /** By name, then id, optionally of one site or in one state; keyset paging. */
+    async listUnits (orgId: string, filter: { siteId?: string, state?: UnitState } & PageRequest): Promise<Page<Unit>> {
       await assertOrganization(db, orgId)
+      const after = readCursor(filter.cursor, 'units', [isText, isUuid])
       const where: SQL[] = [eq(units.organizationId, orgId)]
       if (filter.siteId) where.push(eq(units.siteId, filter.siteId))
       if (filter.state) where.push(eq(units.state, filter.state))
-      return db.select().from(units).where(and(...where)).orderBy(asc(units.name), asc(units.id))
+      if (after) where.push(sql`(${units.name}, ${units.id}) > (${after[0] as string}, ${after[1] as string}::uuid)`)
+      const rows = await db.select().from(units).where(and(...where)).orderBy(asc(units.name), asc(units.id)).limit(filter.limit + 1)
+      return toPage(rows, filter.limit, 'units', (r) => [r.name, r.id])
     },
 
     async getUnit (orgId: string, unitId: string): Promise<Unit> {
@@ -104,10 +121,14 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
     /**
      * Applies a partial update. When thresholds or isActive actually changed, the unit's state is re-evaluated
      * in the same transaction (unitUpdate if the state moved, alert events if alerts opened or closed), so the
-     * row returned shows the resulting state and nothing is half-applied.
+     * row returned shows the resulting state and nothing is half-applied. A threshold change is recorded in
+     * unit_thresholds from the clock's now on, and the unit's rollups from that day on are re-derived: readings
+     * are judged by the thresholds of their time, before and after.
      */
     async updateUnit (orgId: string, unitId: string, patch: UpdateUnitInput): Promise<Unit> {
       return changes.commit(async (tx) => {
+        // Before any row lock: the rollup lock is the first one every writer of rollups takes.
+        if (patch.tempMin !== undefined || patch.tempMax !== undefined) await rollups.lockOrgIn(tx, orgId)
         const current = await unitInOrg(tx, orgId, unitId, true)
         const tempMin = patch.tempMin === undefined ? current.tempMin : round2(patch.tempMin)
         const tempMax = patch.tempMax === undefined ? current.tempMax : round2(patch.tempMax)
@@ -115,6 +136,12 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
         const isActive = patch.isActive ?? current.isActive
         const name = patch.name === undefined ? current.name : patch.name.trim()
         await tx.update(units).set({ name, tempMin, tempMax, isActive }).where(eq(units.id, current.id))
+        if (tempMin !== current.tempMin || tempMax !== current.tempMax) {
+          const validFrom = clock.now()
+          await tx.insert(unitThresholds).values({ unitId: current.id, organizationId: orgId, validFrom, tempMin, tempMax })
+            .onConflictDoUpdate({ target: [unitThresholds.unitId, unitThresholds.validFrom], set: { tempMin, tempMax } })
+          await rollups.rederiveUnitIn(tx, orgId, current.id, validFrom)
+        }
         const changed = tempMin !== current.tempMin || tempMax !== current.tempMax || isActive !== current.isActive
         const events = changed ? await reevaluateIn(tx, orgId, unitId) : []
         // Thresholds also change compliance and trend alarm states, which no event announces.
@@ -144,11 +171,15 @@ export function createManagementService ({ db, clock, changes, reevaluateIn }: M
       }
     },
 
-    async listDevices (orgId: string, filter: { unitId?: string } = {}): Promise<Device[]> {
+    /** By device EUI (unique), optionally of one unit; keyset paging. */
+    async listDevices (orgId: string, filter: { unitId?: string } & PageRequest): Promise<Page<Device>> {
       await assertOrganization(db, orgId)
+      const after = readCursor(filter.cursor, 'devices', [isText])
       const where: SQL[] = [eq(devices.organizationId, orgId)]
       if (filter.unitId) where.push(eq(devices.unitId, filter.unitId))
-      return db.select().from(devices).where(and(...where)).orderBy(asc(devices.deviceEui))
+      if (after) where.push(gt(devices.deviceEui, after[0] as string))
+      const rows = await db.select().from(devices).where(and(...where)).orderBy(asc(devices.deviceEui)).limit(filter.limit + 1)
+      return toPage(rows, filter.limit, 'devices', (r) => [r.deviceEui])
     }
   }
 }

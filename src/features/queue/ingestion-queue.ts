@@ -1,12 +1,21 @@
-import { Queue, Worker, type Job } from 'bullmq'
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisInfra } from '../../infra/redis.js'
 
 export interface ProcessJob { organizationId: string, unitIds: string[] }
 
+/** A job that can never succeed (it names what does not exist): failed at once, without retries. */
+export class UnresolvableJobError extends Error {
+  override name = 'UnresolvableJobError'
+}
+
 export const INGESTION_QUEUE = 'ingestion'
 export const MAINTENANCE_QUEUE = 'maintenance'
 const SWEEP_SCHEDULER = 'offline-sweep'
+const RECONCILE_SCHEDULER = 'reconcile'
+const MAINTAIN_SCHEDULER = 'partitions-retention'
+/** Partitions ahead and retention: hourly is plenty (partitions are monthly, retention drops whole months). */
+export const MAINTAIN_EVERY_MS = 3600_000
 const ENQUEUE_TIMEOUT_MS = 1000
 const CLOSE_TIMEOUT_MS = 5000
 
@@ -21,16 +30,31 @@ async function settlesWithin (p: Promise<unknown>, ms: number): Promise<boolean>
   }
 }
 
+/** Attempts of an evaluation job (exponential backoff from 500 ms: about 7.5 s in all); the reconciler covers the rest. */
+export const EVALUATION_ATTEMPTS = 5
+
+/** Jobs of the evaluation queue by state, and how long the oldest waiting one has waited. */
+export interface QueueStats { waiting: number, active: number, delayed: number, failed: number, oldestWaitingSeconds: number }
+
+export interface MaintenanceHandlers {
+  process: (job: ProcessJob) => Promise<void>
+  sweep: () => Promise<void>
+  reconcile: () => Promise<void>
+  /** Partitions ahead and retention (src/features/maintenance), hourly. */
+  maintain?: () => Promise<unknown>
+}
+
 /**
- * BullMQ on the shared Redis (D1). Readings are already durable in PostgreSQL when a job is added;
- * the job carries the state evaluation (unit state, alerts, events) off the request path. `enqueue`
- * answers false instead of waiting when Redis is not ready, so the caller evaluates inline.
+ * BullMQ on the shared Redis (D1), behind the deployment's queue prefix. Readings are already durable in
+ * PostgreSQL when a job is added; the job carries the state evaluation (unit state, alerts, events) off the
+ * request path. `enqueue` answers false instead of waiting when Redis is not ready, so the caller evaluates inline.
  */
 export function createIngestionQueue (opts: {
   redis: RedisInfra
   prefix: string
   log: FastifyBaseLogger
   sweepEverySeconds: number
+  reconcileEverySeconds: number
 }) {
   const log = opts.log.child({ component: 'queue' })
   const producerConnection = opts.redis.connection('queue')
@@ -39,7 +63,7 @@ export function createIngestionQueue (opts: {
     prefix: opts.prefix,
     skipWaitingForReady: true,
     defaultJobOptions: {
-      attempts: 5,
+      attempts: EVALUATION_ATTEMPTS,
       backoff: { type: 'exponential', delay: 500 },
       removeOnComplete: { count: 1000 },
       removeOnFail: { count: 5000 }
@@ -73,16 +97,36 @@ export function createIngestionQueue (opts: {
       }
     },
 
-    /** Starts the evaluation worker and the offline sweeper (a repeatable job shared by all workers). */
-    async startWorkers (handlers: { process: (job: ProcessJob) => Promise<void>, sweep: () => Promise<void> }): Promise<void> {
+    /**
+     * Starts the evaluation worker and the maintenance worker, whose repeatable jobs (the offline sweep, the
+     * reconciliation of readings left unevaluated, partitions and retention when `maintain` is given) are shared by
+     * all workers: each runs once per period.
+     */
+    async startWorkers (handlers: MaintenanceHandlers): Promise<void> {
       const connection = opts.redis.connection('worker')
-      const worker = new Worker<ProcessJob>(INGESTION_QUEUE, async (job: Job<ProcessJob>) => handlers.process(job.data), {
+      const worker = new Worker<ProcessJob>(INGESTION_QUEUE, async (job: Job<ProcessJob>) => {
+        try {
+          await handlers.process(job.data)
+        } catch (err) {
+          if (err instanceof UnresolvableJobError) throw new UnrecoverableError(err.message)
+          throw err
+        }
+      }, {
         connection, prefix: opts.prefix, concurrency: 4
       })
-      const sweeper = new Worker(MAINTENANCE_QUEUE, async () => handlers.sweep(), { connection: opts.redis.connection('worker'), prefix: opts.prefix, concurrency: 1 })
-      for (const w of [worker, sweeper]) {
+      const upkeep = new Worker(MAINTENANCE_QUEUE, async (job: Job) => {
+        if (job.name === 'reconcile') await handlers.reconcile()
+        else if (job.name === 'maintain') await handlers.maintain?.()
+        else await handlers.sweep()
+      }, { connection: opts.redis.connection('worker'), prefix: opts.prefix, concurrency: 1 })
+      for (const w of [worker, upkeep]) {
         w.on('error', (err) => log.debug({ err: err.message }, 'worker error'))
-        w.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'job failed'))
+        w.on('failed', (job, err) => {
+          const final = err.name === 'UnrecoverableError' || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1))
+          // A job out of attempts is left in the failed set; its readings are found again by the reconciler.
+          if (final) log.error({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed for good')
+          else log.warn({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed, will retry')
+        })
         workers.push(w)
       }
       const schedule = async () => {
@@ -90,13 +134,39 @@ export function createIngestionQueue (opts: {
           await maintenance.upsertJobScheduler(SWEEP_SCHEDULER, { every: opts.sweepEverySeconds * 1000 }, {
             name: 'sweep', opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } }
           })
+          await maintenance.upsertJobScheduler(RECONCILE_SCHEDULER, { every: opts.reconcileEverySeconds * 1000 }, {
+            name: 'reconcile', opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } }
+          })
+          if (handlers.maintain) {
+            await maintenance.upsertJobScheduler(MAINTAIN_SCHEDULER, { every: MAINTAIN_EVERY_MS }, {
+              name: 'maintain', opts: { removeOnComplete: { count: 24 }, removeOnFail: { count: 100 } }
+            })
+          }
         } catch (err) {
-          log.warn({ err: (err as Error).message }, 'could not schedule the offline sweep yet; retried when Redis is back')
+          log.warn({ err: (err as Error).message }, 'could not schedule the maintenance jobs yet; retried when Redis is back')
         }
       }
-      // Idempotent: re-asserted on every reconnection, so a Redis that restarted empty gets it back.
+      // Idempotent: re-asserted on every reconnection, so a Redis that restarted empty gets them back.
       producerConnection.on('ready', () => { if (!closed) void schedule() })
       if (producerConnection.status === 'ready') await schedule()
+    },
+
+    /** The evaluation queue's depth, failures and the age of its oldest waiting job; null when Redis cannot answer. */
+    async stats (now = Date.now()): Promise<QueueStats | null> {
+      if (producerConnection.status !== 'ready') return null
+      try {
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed')
+        const [oldest] = await queue.getJobs(['wait'], 0, 0, true)
+        return {
+          waiting: counts.waiting ?? 0,
+          active: counts.active ?? 0,
+          delayed: counts.delayed ?? 0,
+          failed: counts.failed ?? 0,
+          oldestWaitingSeconds: oldest ? Math.max(0, Math.round((now - oldest.timestamp) / 1000)) : 0
+        }
+      } catch {
+        return null
+      }
     },
 
     async healthCheck (): Promise<{ ok: boolean, latencyMs: number }> {

@@ -1,17 +1,18 @@
 import type { Server as HttpServer } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import { Server, type ServerOptions } from 'socket.io'
-import type { TokenService } from '../auth/tokens.js'
+import type { Principal, TokenService } from '../auth/tokens.js'
 import type { ChangeEvent } from '../changes/events.js'
 
-/**
- * An organization's room, `org:{<orgId>}`: the braces are the organization's Redis Cluster hash tag, so the
- * sharded adapter's channel for the room lives in the same slot as the organization's cache entries.
- */
-export const orgRoom = (orgId: string) => `org:{${orgId}}`
+/** An organization's room, `org:<orgId>` (SPEC §4); on a cluster the sharded adapter gives it its own channel. */
+export const orgRoom = (orgId: string) => `org:${orgId}`
+/** Sent to a client whose token has expired, just before its connection is closed. */
+export const AUTH_EXPIRED = 'authExpired'
+/** setTimeout's longest delay (about 24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
- * Socket.io on the HTTP server: JWT in the handshake (`auth: { token }`), one `org:{<id>}` room per
+ * Socket.io on the HTTP server: JWT in the handshake (`auth: { token }`), one `org:<id>` room per
  * organization in the token, events emitted to the organization's room. `adapter` fans events out
  * across instances (the Redis adapter); without it events stay on this instance.
  */
@@ -42,8 +43,23 @@ export function createRealtime (opts: {
   })
 
   io.on('connection', (socket) => {
-    const orgs = Object.keys((socket.data.principal as { orgs: Record<string, string> }).orgs)
-    void socket.join(orgs.map(orgRoom))
+    const principal = socket.data.principal as Principal
+    void socket.join(Object.keys(principal.orgs).map(orgRoom))
+    // The handshake's token is the connection's credential: when it expires the connection ends, and the client is
+    // told why, so that the page asks for a new token instead of silently receiving nothing.
+    let timer: NodeJS.Timeout | undefined
+    const expireAt = (at: number) => {
+      const wait = at - Date.now()
+      timer = wait > MAX_TIMER_MS
+        ? setTimeout(() => expireAt(at), MAX_TIMER_MS)
+        : setTimeout(() => {
+          socket.emit(AUTH_EXPIRED, { reason: 'token expired', expiredAt: new Date(at).toISOString() })
+          socket.disconnect(true)
+        }, Math.max(0, wait))
+      timer.unref()
+    }
+    expireAt(principal.expiresAt)
+    socket.once('disconnect', () => clearTimeout(timer))
   })
 
   let closed = false

@@ -5,7 +5,7 @@ import type { Db } from '../../../src/infra/postgres.js'
 import type { DashboardQueryService } from '../../../src/features/dashboard/queries.js'
 import type { AlertCounts, TrendPoint } from '../../../src/features/dashboard/types.js'
 import { backends, useTestApp } from '../../helpers/fixture.js'
-import type { OrgFixture } from '../../helpers/fixtures.js'
+import { setThresholdsSinceCreation, type OrgFixture } from '../../helpers/fixtures.js'
 
 // Not aligned to a 5-minute boundary, so the oldest and newest buckets of the window are partial.
 const NOW = new Date('2026-03-10T12:02:30.000Z')
@@ -102,7 +102,8 @@ describe.each(backends)('dashboard queries on $name', ({ name }) => {
     b = await ctx.org({ units: 2, tempMin: 2, tempMax: 8 })
     const [u0, u1, u2, u3, u4] = a.units.map((u) => u.id) as [string, string, string, string, string]
     // Unit 3 is a freezer, unit 4 has been deactivated; each unit gets its own state.
-    await db.update(units).set({ tempMin: -25, tempMax: -15, unitType: 'freezer' }).where(eq(units.id, u3))
+    await db.update(units).set({ unitType: 'freezer' }).where(eq(units.id, u3))
+    await setThresholdsSinceCreation(db, u3, -25, -15)
     await db.update(units).set({ isActive: false }).where(eq(units.id, u4))
     for (const [i, u] of a.units.entries()) await db.update(units).set({ state: states[i]! }).where(eq(units.id, u.id))
     await db.update(units).set({ state: 'offline' }).where(inArray(units.id, b.units.map((u) => u.id)))

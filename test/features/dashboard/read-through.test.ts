@@ -4,6 +4,7 @@ import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { open } from '../../../src/features/dashboard/envelope.js'
 import type { App } from '../../../src/app.js'
 import { alerts, sensorReadings, units } from '../../../src/db/schema.js'
 import { createInvalidator } from '../../../src/features/cache/invalidator.js'
@@ -217,7 +218,14 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
     // Nothing but the key schema's own keys: the entries, the compliance figure and the fence hash (no index of units).
     const schema = new Set([...organizationKeys(keys(), a.org.id, a.units.map((u) => u.id)), keys().fence(a.org.id)])
     expect((await keysOf(a.org.id)).filter((k) => !schema.has(k))).toEqual([])
-    expect(await admin.scan('0', 'MATCH', `${ctx.prefix}dashboard:idx:*`, 'COUNT', 10_000)).toEqual(['0', []])
+    const indexes: string[] = []
+    let cursor = '0'
+    do {
+      const [next, found] = await admin.scan(cursor, 'MATCH', `${ctx.prefix}dashboard:idx:*`, 'COUNT', 10_000)
+      cursor = next
+      indexes.push(...found)
+    } while (cursor !== '0')
+    expect(indexes).toEqual([])
 
     const star = await admin.hget(keys().fence(a.org.id), GROUP_WIDE_FIELD)
     await orgWide(a.org.id)
@@ -257,7 +265,7 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
     expect(res.headers['x-cache']).toBe('miss')
     expect(res.json()).toEqual({ total: 3, online: 0, offline: 3 })
     expect(await corrupt()).toBe(before + 1)
-    expect(JSON.parse((await admin.get(key))!)).toEqual(res.json())
+    expect(JSON.parse(open((await admin.getBuffer(key))!)!.body.toString())).toEqual(res.json())
   })
 
   it('moves hit, miss, bypass and db-load counters exactly as a scripted sequence says', async () => {
@@ -380,9 +388,10 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
     expect(miss.headers['x-cache']).toBe('miss')
     const expected = miss.json()
     expect(expected.points.length).toBeGreaterThan(280)
-    const stored = await admin.getBuffer(keys().entry({ queryType: 'temperature_trends', orgId: a.org.id, unitId: unit.id }))
-    expect(stored![0]).toBe(0x1f)
-    expect(stored!.length * 5).toBeLessThan(Buffer.byteLength(miss.body)) // at least 5× smaller in Redis
+    const stored = open((await admin.getBuffer(keys().entry({ queryType: 'temperature_trends', orgId: a.org.id, unitId: unit.id })))!)
+    expect(stored!.gzip).toBe(true)
+    expect(stored!.body[0]).toBe(0x1f)
+    expect(stored!.body.length * 5).toBeLessThan(Buffer.byteLength(miss.body)) // at least 5× smaller in Redis
     const zipped = await get(a, url, { 'accept-encoding': 'gzip, br' })
     expect(zipped.headers['x-cache']).toBe('hit')
     expect(zipped.headers['content-encoding']).toBe('gzip')
@@ -548,8 +557,8 @@ describe('fenced writes and single-flight across an invalidation', () => {
     g.open()
     expect(hot(await early)).toBe(0)
     expect(hot(await late)).toBe(1) // the joined load was fenced, so the joiner loaded again
-    const stored = await admin.get(ctx.app.dashboard.keys.entry(entry()))
-    if (stored) expect((JSON.parse(stored) as UnitCounts).too_hot).toBe(1)
+    const stored = await admin.getBuffer(ctx.app.dashboard.keys.entry(entry()))
+    if (stored) expect((JSON.parse(open(stored)!.body.toString()) as UnitCounts).too_hot).toBe(1)
   })
 
   it('joiners of a fenced load reload together: one more PostgreSQL load, not one each', async () => {

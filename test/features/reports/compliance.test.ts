@@ -5,7 +5,7 @@ import { alerts, sensorReadings, units } from '../../../src/db/schema.js'
 import type { Db } from '../../../src/infra/postgres.js'
 import type { ComplianceReport } from '../../../src/features/reports/service.js'
 import { backends, useTestApp } from '../../helpers/fixture.js'
-import type { OrgFixture } from '../../helpers/fixtures.js'
+import { setThresholdsSinceCreation, type OrgFixture } from '../../helpers/fixtures.js'
 
 const NOW = new Date('2026-03-10T12:02:30.000Z')
 const MIN = 60_000
@@ -43,13 +43,33 @@ function expectedReport (orgId: string, unitList: UnitInfo[], readings: Reading[
     units: unitList.filter((u) => u.isActive).sort((a, b) => (a.name < b.name ? -1 : 1)).map((u) => {
       const mine = readings.filter((r) => r.unitId === u.id && inside(r.recordedAt))
       const inRange = mine.filter((r) => cents(r.temperature) >= cents(u.tempMin) && cents(r.temperature) <= cents(u.tempMax)).length
+      const mineExcursions = excursions.filter((e) => e.unitId === u.id && e.type === 'temperature_excursion' && inside(e.triggeredAt))
+      const isIn = (r: Reading) => cents(r.temperature) >= cents(u.tempMin) && cents(r.temperature) <= cents(u.tempMax)
+      const days = []
+      for (let day = Math.floor(from.getTime() / DAY) * DAY; day < to.getTime(); day += DAY) {
+        const onDay = (d: Date) => d.getTime() >= day && d.getTime() < day + DAY
+        const dayReadings = mine.filter((r) => onDay(r.recordedAt))
+        const dayIn = dayReadings.filter(isIn).length
+        days.push({
+          date: new Date(day).toISOString().slice(0, 10),
+          readings: dayReadings.length,
+          inRange: dayIn,
+          percentage: dayReadings.length === 0 ? 100 : roundHalfAway(1000 * dayIn / dayReadings.length) / 10,
+          min: dayReadings.length === 0 ? null : Math.min(...dayReadings.map((r) => r.temperature)),
+          max: dayReadings.length === 0 ? null : Math.max(...dayReadings.map((r) => r.temperature)),
+          excursions: mineExcursions.filter((e) => onDay(e.triggeredAt)).length
+        })
+      }
       return {
         unitId: u.id,
         unitName: u.name,
         readings: mine.length,
         inRange,
         percentage: mine.length === 0 ? 100 : roundHalfAway(1000 * inRange / mine.length) / 10,
-        excursions: excursions.filter((e) => e.unitId === u.id && e.type === 'temperature_excursion' && inside(e.triggeredAt)).length
+        excursions: mineExcursions.length,
+        min: mine.length === 0 ? null : Math.min(...mine.map((r) => r.temperature)),
+        max: mine.length === 0 ? null : Math.max(...mine.map((r) => r.temperature)),
+        days
       }
     })
   }
@@ -87,7 +107,8 @@ describe.each(backends)('compliance report on $name', ({ name }) => {
     ]
     for (const [i, s] of specs.entries()) {
       const u = a.units[i]!
-      await db.update(units).set({ name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive }).where(eq(units.id, u.id))
+      await db.update(units).set({ name: s.name, isActive: s.isActive }).where(eq(units.id, u.id))
+      await setThresholdsSinceCreation(db, u.id, s.tempMin, s.tempMax)
       unitList.push({ id: u.id, name: s.name, tempMin: s.tempMin, tempMax: s.tempMax, isActive: s.isActive })
       readings.push(...readingsFor(u.id, a.devices[i]!.id, s.temps, i))
     }
@@ -150,18 +171,18 @@ describe.each(backends)('compliance report on $name', ({ name }) => {
     expect(wide.json()).toEqual(expected(from, NOW))
   })
 
-  it('accepts a window of exactly 93 days', async () => {
-    const res = await report(`?from=${new Date(NOW.getTime() - 93 * DAY).toISOString()}&to=${NOW.toISOString()}`)
+  it('accepts a window of exactly 366 days', async () => {
+    const res = await report(`?from=${new Date(NOW.getTime() - 366 * DAY).toISOString()}&to=${NOW.toISOString()}`)
     expect(res.statusCode).toBe(200)
-    expect(res.json()).toEqual(expected(new Date(NOW.getTime() - 93 * DAY), NOW))
+    expect(res.json()).toEqual(expected(new Date(NOW.getTime() - 366 * DAY), NOW))
   })
 
-  it('rejects windows that are empty, reversed, longer than 93 days or not date-times', async () => {
+  it('rejects windows that are empty, reversed, longer than 366 days or not date-times', async () => {
     const iso = (ms: number) => new Date(ms).toISOString()
     const cases = [
       `?from=${iso(NOW.getTime())}&to=${iso(NOW.getTime())}`,
       `?from=${iso(NOW.getTime() - HOUR)}&to=${iso(NOW.getTime() - 2 * HOUR)}`,
-      `?from=${iso(NOW.getTime() - 93 * DAY - 1)}&to=${iso(NOW.getTime())}`,
+      `?from=${iso(NOW.getTime() - 366 * DAY - 1)}&to=${iso(NOW.getTime())}`,
       `?from=${iso(NOW.getTime() + HOUR)}`,
       '?from=yesterday',
       '?to=2026-13-45T00:00:00Z'
@@ -185,8 +206,8 @@ describe.each(backends)('compliance report on $name', ({ name }) => {
 
   it('keeps each organization to its own readings and answers 404 for an organization that does not exist', async () => {
     const res = await report('', b.org.id)
-    expect(res.json<ComplianceReport>().units).toEqual([
-      { unitId: b.units[0]!.id, unitName: 'Unit 1', readings: 144, inRange: 0, percentage: 0, excursions: 1 }
+    expect(res.json<ComplianceReport>().units).toMatchObject([
+      { unitId: b.units[0]!.id, unitName: 'Unit 1', readings: 144, inRange: 0, percentage: 0, excursions: 1, min: 30, max: 30 }
     ])
     const missing = randomUUID()
     const gone = await report('', missing)
@@ -197,6 +218,6 @@ describe.each(backends)('compliance report on $name', ({ name }) => {
     const doc = (await ctx.app.inject({ url: '/docs/json' })).json()
     const op = doc.paths['/api/orgs/{orgId}/reports/compliance'].get
     expect(op.tags).toEqual(['reports'])
-    expect(op.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['from', 'orgId', 'to'])
+    expect(op.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['format', 'from', 'orgId', 'to'])
   })
 })
