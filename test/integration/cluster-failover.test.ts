@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { alerts, units } from '../../src/db/schema.js'
 import { rows } from '../../src/infra/postgres.js'
+import { HEADER_BYTES } from '../../src/features/dashboard/envelope.js'
 import { clusterSlot } from '../../src/lib/cluster-slot.js'
 import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
@@ -99,7 +100,7 @@ describe('Redis Cluster failover', () => {
       expect(r.status).toBe(200)
       seen.push({ cache: r.cache, body: r.body })
       // The promoted replica really holds the pre-change entry (what a plain GET would have served).
-      if (survivor === null && await cluster.primaryOf(entryKey) === replica) survivor = await cluster.on(replica!, 'GET', entryKey)
+      if (survivor === null && await cluster.primaryOf(entryKey) === replica) survivor = await cluster.on(replica!, 'GETRANGE', entryKey, HEADER_BYTES, -1)
       return r.cache === 'hit'
     }, 40_000, 'B caching again after the failover')
     const fenced = await B!.app.metrics.registry.getSingleMetricAsString('dashboard_cache_failover_fence_total')

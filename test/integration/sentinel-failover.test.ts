@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { alerts, units } from '../../src/db/schema.js'
 import { rows } from '../../src/infra/postgres.js'
+import { HEADER_BYTES } from '../../src/features/dashboard/envelope.js'
 import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { connectClient, runEventStream } from '../helpers/event-stream.js'
@@ -88,7 +89,7 @@ describe('Sentinel failover', () => {
       const r = await readB()
       expect(r.status).toBe(200)
       seen.push({ cache: r.cache, body: r.body })
-      if (survivor === null && await group.currentPrimary() === group.replica.port) survivor = await group.on(group.replica.port, 'GET', entryKey)
+      if (survivor === null && await group.currentPrimary() === group.replica.port) survivor = await group.on(group.replica.port, 'GETRANGE', entryKey, HEADER_BYTES, -1)
       return r.cache === 'hit'
     }, 40_000, 'B caching again after the failover')
     await closeAll()

@@ -10,7 +10,8 @@ const MAGIC_0 = 0x63 // c
 const MAGIC_1 = 0x62 // b
 /** Bump when a cached payload's shape changes: entries written by another version are then reloaded. */
 export const ENVELOPE_VERSION = 1
-const HEADER_BYTES = 8
+/** The header's length: the body starts here. */
+export const HEADER_BYTES = 8
 const GZIP = 1
 
 export function seal (body: Buffer | string, gzip: boolean): Buffer {
