@@ -225,8 +225,8 @@ describe('on a Redis Cluster', () => {
     for (const p of down) await cluster.restart(p)
     await cluster.waitHealthy({ fullyReplicated: true, timeoutMs: 60_000 })
     // The queue is back too (its shard may have restarted empty): the worker takes this one, on its own time.
-    await flip(f, 5, 30_000)
-    await waitFor(async () => (await readAll(baseB, f)).every((r) => r.cache === 'hit') && (await readAll(baseA, f)).every((r) => r.cache === 'hit'), 30_000, 'caching resumed')
+    await flip(f, 5, 60_000)
+    await waitFor(async () => (await readAll(baseB, f)).every((r) => r.cache === 'hit') && (await readAll(baseA, f)).every((r) => r.cache === 'hit'), 60_000, 'caching resumed')
     expect((await readAll(baseB, f)).every((r) => r.fresh)).toBe(true)
-  }, 120_000)
+  }, 240_000)
 })

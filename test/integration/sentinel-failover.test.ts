@@ -85,21 +85,25 @@ describe('Sentinel failover', () => {
     const entryKey = A!.app.dashboard.keys.entry({ queryType: 'alerts_count', orgId: f.org.id })
     const seen: Array<{ cache: string | null, body: Record<string, number> }> = []
     let survivor: unknown = null
-    await waitFor(async () => {
-      const r = await readB()
-      expect(r.status).toBe(200)
-      seen.push({ cache: r.cache, body: r.body })
-      if (survivor === null && await group.currentPrimary() === group.replica.port) survivor = await group.on(group.replica.port, 'GETRANGE', entryKey, HEADER_BYTES, -1)
-      return r.cache === 'hit'
-    }, 40_000, 'B caching again after the failover')
-    await closeAll()
-    await recover(primary)
+    try {
+      await waitFor(async () => {
+        const r = await readB()
+        expect(r.status).toBe(200)
+        seen.push({ cache: r.cache, body: r.body })
+        if (survivor === null && await group.currentPrimary() === group.replica.port) survivor = await group.on(group.replica.port, 'GETRANGE', entryKey, HEADER_BYTES, -1)
+        return r.cache === 'hit'
+      }, 90_000, 'B caching again after the failover')
+    } finally {
+      // Whatever happened, the next test starts from a healthy pair.
+      await closeAll()
+      await recover(primary)
+    }
     const stale = seen.filter((s) => s.body.acknowledged !== 1)
     const outcomes = seen.reduce<Record<string, number>>((m, s) => ({ ...m, [String(s.cache)]: (m[String(s.cache)] ?? 0) + 1 }), {})
     console.log('sentinel: lagging replica promoted', JSON.stringify({ reads: seen.length, stale: stale.length, outcomes, survivor }))
     expect(JSON.parse(String(survivor))).toMatchObject({ unresolved: 1, acknowledged: 0 })
     expect(stale).toEqual([])
-  }, 120_000)
+  }, 240_000)
 
   it('the primary killed during a stream of events: zero stale reads, zero lost readings, caching resumes', async () => {
     const [A, B] = await instances({ CACHE_TTL_SECONDS: '5' })
@@ -113,36 +117,41 @@ describe('Sentinel failover', () => {
     let resumedAt = -1
     let resumedRound = -1
     const t = performance.now()
-    const figures = await runEventStream({
-      bases: [A!.base, B!.base],
-      fixture: fx,
-      token,
-      roundTimeoutMs: 4000,
-      ingest: async (readings) => (await A!.app.inject({
-        method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: readings.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })) }
-      })).statusCode,
-      between: async (round) => {
-        if (round === 40) {
-          killedAt = performance.now() - t
-          await group.kill(primary)
-        } else if (killedAt >= 0 && failedOverAt < 0) {
-          const now = await group.currentPrimary()
-          if (now !== null && now !== primary) failedOverAt = performance.now() - t
-        } else if (failedOverAt >= 0 && resumedAt < 0) {
-          if (await cacheOf(A!.base) === 'hit' && await cacheOf(B!.base) === 'hit') {
-            resumedAt = performance.now() - t
-            resumedRound = round
+    let figures: Awaited<ReturnType<typeof runEventStream>>
+    let stored: { n: number } | undefined
+    try {
+      figures = await runEventStream({
+        bases: [A!.base, B!.base],
+        fixture: fx,
+        token,
+        roundTimeoutMs: 4000,
+        ingest: async (readings) => (await A!.app.inject({
+          method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: readings.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })) }
+        })).statusCode,
+        between: async (round) => {
+          if (round === 40) {
+            killedAt = performance.now() - t
+            await group.kill(primary)
+          } else if (killedAt >= 0 && failedOverAt < 0) {
+            const now = await group.currentPrimary()
+            if (now !== null && now !== primary) failedOverAt = performance.now() - t
+          } else if (failedOverAt >= 0 && resumedAt < 0) {
+            if (await cacheOf(A!.base) === 'hit' && await cacheOf(B!.base) === 'hit') {
+              resumedAt = performance.now() - t
+              resumedRound = round
+            }
           }
-        }
-      },
-      until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800
-    })
-    const last = new Date()
-    await A!.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: last.toISOString() }] } })
-    await waitFor(async () => (await db.db.select().from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.lastReadingAt?.getTime() === last.getTime(), 15_000, 'the last reading evaluated')
-    const [stored] = await rows<{ n: number }>(db.db, sql`select count(*)::int as n from sensor_readings where organization_id = ${fx.org.id}`)
-    await closeAll()
-    await recover(primary)
+        },
+        until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800
+      })
+      const last = new Date()
+      await A!.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: last.toISOString() }] } })
+      await waitFor(async () => (await db.db.select().from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.lastReadingAt?.getTime() === last.getTime(), 15_000, 'the last reading evaluated')
+      ;[stored] = await rows<{ n: number }>(db.db, sql`select count(*)::int as n from sensor_readings where organization_id = ${fx.org.id}`)
+    } finally {
+      await closeAll()
+      await recover(primary)
+    }
     console.log('sentinel: primary killed mid-stream', JSON.stringify({ ...figures, readingsStored: stored!.n - 1, killedAtMs: Math.round(killedAt), failedOverAtMs: Math.round(failedOverAt), resumedAtMs: Math.round(resumedAt) }))
     expect(figures.failedReads).toEqual([])
     expect(figures.staleReads).toEqual([])
