@@ -68,7 +68,7 @@ function serverUs (before: Awaited<ReturnType<typeof commandStats>>, after: type
  */
 async function measure (admin: Redis, o: {
   prepare: (i: number) => Promise<void>
-  call: (i: number) => Promise<void>
+  call: (i: number) => Promise<unknown>
   commands: string[]
   iterations: number
   budgetMs?: number

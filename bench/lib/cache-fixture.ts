@@ -19,7 +19,7 @@ export interface BenchCache {
   store: CacheStore
   keys: DashboardKeys
   /** What the read-through runs for these entries (or, orgWide, for the whole organization of `unitIds`). */
-  invalidateEntries (orgId: string, entries: Entry[], orgWide?: { unitIds: string[] }): Promise<void>
+  invalidateEntries (orgId: string, entries: Entry[], orgWide?: { unitIds: string[] }): Promise<unknown>
   close (): Promise<void>
 }
 

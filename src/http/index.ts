@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
@@ -25,15 +26,41 @@ const apiTags = [
   { name: 'operations', description: 'Health and metrics (public)' }
 ]
 
+/**
+ * The security headers of a JSON API response, set in one call: what a browser needs to treat it as data (no
+ * sniffing, no framing, no resources, no referrer, HTTPS only). helmet's full set is for HTML and runs a dozen
+ * middlewares per request; it serves the page and /docs only (HTML_SECURITY).
+ */
+export const API_SECURITY_HEADERS = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains'
+})
+/** helmet's options for the HTML the service serves (the page, the API explorer at /docs). */
+export const HTML_SECURITY = { contentSecurityPolicy: false, crossOriginResourcePolicy: false } as const
+
+/** Routes answered with JSON: the API, health and metrics. */
+const isApiRoute = (url: string) => url.startsWith('/api/') || url === '/health' || url.startsWith('/health/') || url === '/metrics'
+
 // A NUL character escaped in JSON text (an odd number of backslashes before u0000): PostgreSQL cannot store it.
 const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
 
 /**
  * The HTTP layer every route shares: validation (strict bodies, coercing query strings), the JSON body parser,
- * the one error map, the 404, security headers, CORS and the OpenAPI document at /docs.
+ * the one error map, the 404, security headers, CORS (only when CORS_ORIGINS is set) and the OpenAPI document
+ * at /docs.
  */
 export default fp(async function httpPlugin (app, opts: { corsOrigins: string[] | boolean }) {
   app.setValidatorCompiler(createValidatorCompiler())
+  // JSON routes set their security headers in one hook of their own; HTML routes get helmet in their own scope.
+  const setApiHeaders = (_req: unknown, reply: FastifyReply, done: () => void) => { reply.headers(API_SECURITY_HEADERS); done() }
+  app.addHook('onRoute', (route) => {
+    if (!isApiRoute(route.url ?? route.path)) return
+    const own = route.onRequest
+    route.onRequest = own === undefined ? [setApiHeaders] : [setApiHeaders, ...(Array.isArray(own) ? own : [own])]
+  })
   // The error body, once: every route's error responses refer to it (a component of the OpenAPI document).
   app.addSchema({ $id: 'ErrorBody', title: 'ErrorBody', ...ErrorResponse })
   // Every route registered after this is completed for the OpenAPI document (error statuses, security).
@@ -63,15 +90,14 @@ export default fp(async function httpPlugin (app, opts: { corsOrigins: string[] 
       const unavailable = databaseUnavailable(err)
       void reply.header('retry-after', (err as { retryAfterSeconds?: number }).retryAfterSeconds ?? unavailable?.retryAfterSeconds ?? 1)
     }
-    void reply.status(statusCode).send(body)
+    void reply.headers(API_SECURITY_HEADERS).status(statusCode).send(body)
   })
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]!
-    void reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`))
+    void reply.headers(API_SECURITY_HEADERS).status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`))
   })
 
-  await app.register(helmet, { contentSecurityPolicy: false, crossOriginResourcePolicy: false })
-  await app.register(cors, { origin: opts.corsOrigins })
+  if (opts.corsOrigins !== false) await app.register(cors, { origin: opts.corsOrigins })
   await app.register(swagger, {
     // Shared schemas keep their own names in components/schemas.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -97,5 +123,8 @@ export default fp(async function httpPlugin (app, opts: { corsOrigins: string[] 
       security: [{ bearer: [] }]
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(async (html) => {
+    await html.register(helmet, HTML_SECURITY)
+    await html.register(swaggerUi, { routePrefix: '/docs' })
+  })
 }, { name: 'http' })

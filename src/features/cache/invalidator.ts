@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { isCluster, type RedisClient } from '../../infra/redis.js'
-import { GROUP_WIDE_FIELD, type CacheStore } from './store.js'
+import { GROUP_WIDE_FIELD, type CacheStore, type Survivors } from './store.js'
 
 /** What one invalidation covers in a group: fence fields to move and entries to delete, or the whole group. */
 export interface InvalidationTarget { fields: string[], keys: string[], groupWide?: boolean }
@@ -11,7 +11,7 @@ export const MAX_REMEMBERED_TARGETS = 256
 const RETRY_MS = 500
 
 interface Target { fields: Set<string>, keys: Set<string>, groupWide: boolean }
-interface Batch extends Target { waiters: Array<() => void>, startedAt: number[] }
+interface Batch extends Target { waiters: Array<(survivors: Survivors) => void>, startedAt: number[] }
 interface Remembered extends Target { version: number }
 
 /** `null`: anything may have changed (the subscriber lost messages). */
@@ -20,7 +20,8 @@ export type InvalidationListener = (group: string | null) => void
 /**
  * Group invalidations over the cache store, with three guarantees (docs/caching.md):
  * - a caller resolves only once a script that started after its call has run, or failed and been remembered;
- *   concurrent calls for one group share one script call (bursts are coalesced);
+ *   concurrent calls for one group share one script call (bursts are coalesced), and each learns which
+ *   entries that call found and deleted (none when it failed);
  * - a failed invalidation is remembered until Redis runs it, and `hasPending(group)` tells the readers to
  *   bypass the cache meanwhile; what is remembered is bounded per group (widened to the whole group);
  * - listeners hear of every invalidation at once, locally at the call and on other instances through the
@@ -59,12 +60,13 @@ export function createInvalidator (opts: {
     for (const k of t.keys) into.keys.add(k)
   }
 
-  async function run (group: string, t: Target): Promise<void> {
+  async function run (group: string, t: Target): Promise<Survivors> {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
-    await store.invalidate(opts.fenceKey(group), fields, keys)
+    const survivors = await store.invalidate(opts.fenceKey(group), fields, keys)
     // Other instances detach their loads of this group; correctness never depends on it (the fence does).
     await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
+    return survivors
   }
 
   function remember (group: string, t: Target): void {
@@ -102,15 +104,16 @@ export function createInvalidator (opts: {
     const batch = queued.get(group)
     if (!batch) return
     queued.delete(group)
+    let survivors: Survivors = new Map()
     try {
-      await run(group, batch)
+      survivors = await run(group, batch)
     } catch (err) {
       remember(group, batch)
       log.warn({ group, err: (err as Error).message }, 'invalidation failed: the group bypasses the cache until it is replayed')
     } finally {
       const now = performance.now()
       for (const t of batch.startedAt) metrics.invalidation.observe((now - t) / 1000)
-      for (const w of batch.waiters) w()
+      for (const w of batch.waiters) w(survivors)
     }
   }
 
@@ -150,11 +153,11 @@ export function createInvalidator (opts: {
 
     /**
      * Invalidates `target` in `group`; resolves once a script that started after this call has run (or failed
-     * and been remembered). Never rejects.
+     * and been remembered), with the entries of its batch that existed and were deleted. Never rejects.
      */
-    invalidate (group: string, target: InvalidationTarget): Promise<void> {
+    invalidate (group: string, target: InvalidationTarget): Promise<Survivors> {
       notify(group)
-      if (!store.isEnabled()) return Promise.resolve()
+      if (!store.isEnabled()) return Promise.resolve(new Map())
       let batch = queued.get(group)
       if (!batch) {
         batch = { fields: new Set(), keys: new Set(), groupWide: false, waiters: [], startedAt: [] }
@@ -162,12 +165,12 @@ export function createInvalidator (opts: {
       }
       merge(batch, target)
       batch.startedAt.push(performance.now())
-      const done = new Promise<void>((resolve) => batch.waiters.push(resolve))
+      const done = new Promise<Survivors>((resolve) => batch.waiters.push(resolve))
       if (!store.isAvailable()) {
         queued.delete(group)
         store.failures.report('invalidate', new Error('cache connection not ready'))
         remember(group, batch)
-        for (const w of batch.waiters) w()
+        for (const w of batch.waiters) w(new Map())
         return done
       }
       if (!running.has(group)) drain(group)

@@ -13,10 +13,12 @@ export const MAX_KEYS_PER_CALL = 500
 /** The tokens a load read before it began, to store its result only if they have not moved since. */
 export interface Fence { hashKey: string, field: string, tokens: [string, string] }
 export type FencedSetResult = 'stored' | 'fenced' | 'error'
+/** What an invalidation deleted: each entry that existed, with the milliseconds it had left. */
+export type Survivors = Map<string, number>
 
 interface ScriptedRedis {
   cbSetFenced (...args: Array<string | number | Buffer>): Promise<number>
-  cbInvalidate (...args: Array<string | number>): Promise<number>
+  cbInvalidate (...args: Array<string | number>): Promise<Array<string | number>>
 }
 
 /**
@@ -99,6 +101,12 @@ export function createCacheStore (opts: {
       return failures.attempt('set', false, async () => { await filler!.set(key, value, 'EX', ttl); return true })
     },
 
+    /** SET … NX PX: true for the one caller that takes `key` until it expires; false when taken or unavailable. */
+    async claim (key: string, ttlMs: number): Promise<boolean> {
+      if (!usable(key, filler)) return false
+      return failures.attempt('set', false, async () => (await filler!.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK')
+    },
+
     async delete (key: string): Promise<void> {
       if (!ready()) return
       await failures.attempt('delete', undefined, async () => { await redis!.unlink(key) })
@@ -122,22 +130,25 @@ export function createCacheStore (opts: {
 
     /**
      * Moves the fence fields of a group (GROUP_WIDE_FIELD for all of it), then deletes the given keys, at most
-     * MAX_KEYS_PER_CALL per script call. Throws when Redis cannot run it: the caller must remember the failure.
+     * MAX_KEYS_PER_CALL per script call; returns those that existed, with the time they had left. Throws when
+     * Redis cannot run it: the caller must remember the failure.
      */
-    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<void> {
+    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<Survivors> {
       if (!ready() || !writerReady()) {
         failures.report('invalidate', new Error('cache connection not ready'))
         throw new Error('cache unavailable')
       }
       const token = randomBytes(9).toString('base64url')
       const ttl = fenceTtlSeconds(ttlSeconds)
+      const survivors: Survivors = new Map()
       await failures.required('invalidate', async () => {
         // The fence moves in the first call, before any entry is deleted.
         for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_CALL) {
           const batch = keys.slice(i, i + MAX_KEYS_PER_CALL)
           const movedFields = i === 0 ? fields : []
           try {
-            await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...movedFields)
+            const existed = await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...movedFields)
+            for (let j = 0; j + 1 < existed.length; j += 2) survivors.set(String(existed[j]), Number(existed[j + 1]))
           } catch (err) {
             // A slot half-way through a migration refuses a script whose keys are split between two nodes, or
             // missing on either (TRYAGAIN on one, ASK to the other, until ioredis gives up on redirections). The
@@ -148,10 +159,14 @@ export function createCacheStore (opts: {
               await writer!.hset(hashKey, Object.fromEntries(movedFields.map((f) => [f, token])))
               await writer!.expire(hashKey, ttl)
             }
-            await Promise.all(batch.map((k) => writer!.unlink(k)))
+            await Promise.all(batch.map(async (k) => {
+              const left = await writer!.pttl(k)
+              if (await writer!.unlink(k) === 1 && left > 0) survivors.set(k, left)
+            }))
           }
         }
       })
+      return survivors
     },
 
     /** PUBLISH (SPUBLISH on a cluster); false when it could not be sent. */

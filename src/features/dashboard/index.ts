@@ -30,7 +30,15 @@ export default fp(async function dashboardPlugin (app) {
     groupKeys: async (orgId) => organizationKeys(keys, orgId, await queries.unitIds(orgId)),
     log: app.log
   })
-  const readThrough = createReadThrough({ store: app.cache, invalidator, keys, queries, metrics, log: app.log })
+  const readThrough = createReadThrough({
+    store: app.cache,
+    invalidator,
+    keys,
+    queries,
+    metrics,
+    log: app.log,
+    refresh: { enabled: app.config.CACHE_REFRESH, waitMs: app.config.CACHE_REFRESH_WAIT_MS }
+  })
   // Remembered invalidations are replayed as soon as the cache connection is back.
   app.cache.onReady(() => { if (invalidator.pendingCount() > 0) void invalidator.replay() })
   app.decorate('dashboard', { queries, readThrough, keys, metrics })

@@ -29,6 +29,8 @@ export function createDashboardKeys (prefix: string) {
      * costly part of the overview, so no event invalidates it (an organization-wide invalidation does).
      */
     compliance: (orgId: string) => `${prefix}dashboard:stats:compliance:org:${org(orgId)}`,
+    /** Held (SET NX PX) by the one instance recomputing the compliance figure ahead of its expiry. */
+    complianceClaim: (orgId: string) => `${prefix}dashboard:stats:compliance:claim:org:${org(orgId)}`,
     /** Every dashboard key of every organization (administrative purges; events never scan). */
     pattern: `${prefix}dashboard:*`,
     isFence: (key: string) => key.startsWith(`${prefix}dashboard:gen:`)

@@ -5,6 +5,9 @@ import { queryTypeNames } from './query-types.js'
 /** Why a read was served without the cache: the `reason` label of dashboard_cache_bypass_total. */
 export const bypassReasons = ['disabled', 'unavailable', 'error', 'pending_invalidation', 'failover', 'refresh'] as const
 export type BypassReason = typeof bypassReasons[number]
+/** Why an entry was reloaded without a reader waiting for it: the `reason` label of dashboard_cache_refresh_total. */
+export const refreshReasons = ['event', 'ahead', 'compliance'] as const
+export type RefreshReason = typeof refreshReasons[number]
 
 /** The dashboard's read metrics; the `query_type` series come from the registry (query-types.ts). */
 export function createDashboardMetrics (registry: Registry) {
@@ -12,7 +15,9 @@ export function createDashboardMetrics (registry: Registry) {
   const labelNames = ['query_type'] as const
   const metrics = {
     hit: m.counter({ name: 'dashboard_cache_hit_total', help: 'Dashboard reads answered from Redis', labelNames }),
-    miss: m.counter({ name: 'dashboard_cache_miss_total', help: 'Dashboard reads not found in Redis', labelNames }),
+    miss: m.counter({ name: 'dashboard_cache_miss_total', help: 'Dashboard reads not found in Redis that started a load', labelNames }),
+    coalesced: m.counter({ name: 'dashboard_cache_coalesced_total', help: 'Dashboard reads not found in Redis that joined a load already in flight (neither a hit nor a load of their own)', labelNames }),
+    refresh: m.counter({ name: 'dashboard_cache_refresh_total', help: 'Entries reloaded with no reader waiting: after an event deleted them, ahead of their expiry, the overview\'s compliance figure', labelNames: ['query_type', 'reason'] as const }),
     bypass: m.counter({ name: 'dashboard_cache_bypass_total', help: 'Dashboard reads served without the cache (disabled, unavailable, fenced or forced)', labelNames: ['query_type', 'reason'] as const }),
     dbLoad: m.counter({ name: 'dashboard_db_load_total', help: 'Dashboard queries actually run against PostgreSQL', labelNames }),
     dbLoadSeconds: m.histogram({ name: 'dashboard_db_load_seconds', help: 'Duration of dashboard queries against PostgreSQL', labelNames, buckets: slowBuckets }),
@@ -26,6 +31,8 @@ export function createDashboardMetrics (registry: Registry) {
   for (const qt of queryTypeNames) {
     metrics.hit.inc({ query_type: qt }, 0)
     metrics.miss.inc({ query_type: qt }, 0)
+    metrics.coalesced.inc({ query_type: qt }, 0)
+    for (const reason of refreshReasons) if (reason !== 'compliance' || qt === 'stats') metrics.refresh.inc({ query_type: qt, reason }, 0)
     metrics.dbLoad.inc({ query_type: qt }, 0)
     for (const reason of bypassReasons) metrics.bypass.inc({ query_type: qt, reason }, 0)
   }

@@ -1,11 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Invalidator } from '../cache/invalidator.js'
-import type { CacheStore } from '../cache/store.js'
+import type { CacheStore, Survivors } from '../cache/store.js'
 import type { Publication } from '../changes/pipeline.js'
 import { open, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
-import type { BypassReason, DashboardMetrics } from './metrics.js'
+import type { BypassReason, DashboardMetrics, RefreshReason } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
 import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, type Entry } from './query-types.js'
 
@@ -21,6 +22,21 @@ export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
 
+/** Reloading ahead: an entry read when less than this share of its TTL is left is reloaded in the background. */
+export const AHEAD_SHARE = 0.25
+/** The compliance figure is recomputed in the background once less than this share of its TTL is left. */
+export const COMPLIANCE_AHEAD_SHARE = 0.5
+/** A reload that invalidations keep fencing gives up after this many loads (the next read loads it). */
+export const MAX_RELOAD_ATTEMPTS = 5
+
+/** How the read-through keeps watched entries warm (docs/caching.md#refresh). */
+export interface RefreshOptions {
+  /** Reload what an event deleted before it is emitted, and entries read near their expiry. */
+  enabled: boolean
+  /** The longest the write path waits for the reloads of an event before it emits anyway. */
+  waitMs: number
+}
+
 /**
  * The dashboard's cache-aside read-through (docs/caching.md has the reasoning):
  * - a hit is one GET whose bytes go to the client as stored;
@@ -29,7 +45,10 @@ interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
  * - a request never joins a load that began before an invalidation it could know of: every invalidation, local
  *   or from another instance, detaches the organization's loads, and a joiner whose load was fenced loads again;
  * - an organization with an invalidation that Redis has not run yet is served from PostgreSQL, and so is one
- *   whose entries sit on a primary that replaced another less than a TTL ago (the failover fence).
+ *   whose entries sit on a primary that replaced another less than a TTL ago (the failover fence);
+ * - watched entries stay warm: an entry an event deleted is reloaded (through the fence, keeping the time it had
+ *   left) before the event is emitted, and an entry read in the last quarter of its life is reloaded in the
+ *   background. "Watched" means read: an entry nobody reads expires when its TTL says, events or not.
  */
 export function createReadThrough (opts: {
   store: CacheStore
@@ -38,21 +57,20 @@ export function createReadThrough (opts: {
   queries: DashboardQueryService
   metrics: DashboardMetrics
   log: FastifyBaseLogger
+  refresh?: RefreshOptions
 }) {
   const { store, invalidator, keys, queries, metrics } = opts
+  const log = opts.log.child({ component: 'dashboard-cache' })
+  const refresh: RefreshOptions = opts.refresh ?? { enabled: false, waitMs: 0 }
+  const ttl = store.ttlSeconds
+  const aheadMs = ttl * 1000 * AHEAD_SHARE
   const flights = new Map<string, Flight>()
+  /** Reloads nobody waits for, by key: one at a time per key on this instance. */
+  const reloads = new Map<string, Promise<void>>()
   const complianceFlights = new Map<string, Promise<number>>()
+  const nowSeconds = () => Date.now() / 1000
 
-  /** The overview's compliance figure: from its own TTL-only entry, else computed (once per instance) and stored. */
-  async function compliance (orgId: string): Promise<number> {
-    const key = keys.compliance(orgId)
-    const raw = await store.get(key)
-    if (raw) {
-      const n = raw.length > 0 && raw.length < 16 ? Number(raw.toString()) : NaN
-      if (n >= 0 && n <= 100) return n
-      store.failures.report('corrupt', new Error('not a number'), { key })
-      await store.delete(key)
-    }
+  function computeCompliance (orgId: string): Promise<number> {
     let flight = complianceFlights.get(orgId)
     if (!flight) {
       flight = (async () => {
@@ -60,7 +78,7 @@ export function createReadThrough (opts: {
         metrics.dbLoad.inc({ query_type: 'stats' })
         try {
           const value = await queries.compliancePercentage(orgId)
-          await store.set(key, String(value))
+          await store.set(keys.compliance(orgId), `${value}:${Math.ceil(nowSeconds() + ttl)}`)
           return value
         } finally {
           end()
@@ -69,6 +87,35 @@ export function createReadThrough (opts: {
       complianceFlights.set(orgId, flight)
     }
     return flight
+  }
+
+  /** Recomputes the figure in the background, on the one instance that claims it. */
+  function complianceAhead (orgId: string): void {
+    if (complianceFlights.has(orgId)) return
+    void (async () => {
+      if (!await store.claim(keys.complianceClaim(orgId), Math.ceil(ttl * COMPLIANCE_AHEAD_SHARE * 1000))) return
+      metrics.refresh.inc({ query_type: 'stats', reason: 'compliance' })
+      await computeCompliance(orgId)
+    })().catch((err: Error) => log.warn({ err: err.message, orgId }, 'compliance refresh failed'))
+  }
+
+  /**
+   * The overview's compliance figure (`<percent>:<expiry in epoch seconds>`): from its own TTL-only entry, else
+   * computed (once per instance) and stored; past half its life, recomputed in the background for the next read.
+   */
+  async function compliance (orgId: string): Promise<number> {
+    const key = keys.compliance(orgId)
+    const raw = await store.get(key)
+    if (raw) {
+      const [n, expiresAt] = raw.length > 0 && raw.length < 32 ? raw.toString().split(':').map(Number) : [NaN, NaN]
+      if (n! >= 0 && n! <= 100 && expiresAt! > 0) {
+        if (refresh.enabled && expiresAt! - nowSeconds() <= ttl * COMPLIANCE_AHEAD_SHARE) complianceAhead(orgId)
+        return n!
+      }
+      store.failures.report('corrupt', new Error('not a compliance figure'), { key })
+      await store.delete(key)
+    }
+    return computeCompliance(orgId)
   }
   const ctx = { compliance }
 
@@ -83,16 +130,17 @@ export function createReadThrough (opts: {
     }
   }
 
-  async function loadAndStore (e: Entry, key: string): Promise<{ json: string | null, fenced: boolean }> {
+  /** Loads the entry and stores it for `ttlSeconds` unless an invalidation moved its fence meanwhile. */
+  async function loadAndStore (e: Entry, key: string, ttlSeconds: number): Promise<{ json: string | null, fenced: boolean }> {
     const fence = await store.readFence(keys.fence(e.orgId), fenceField(e))
     const json = await load(e)
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
-    const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip)
-    return { json, fenced: (await store.setFenced(fence, key, value)) === 'fenced' }
+    const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
+    return { json, fenced: (await store.setFenced(fence, key, value, ttlSeconds)) === 'fenced' }
   }
 
-  async function singleFlight (e: Entry, key: string): Promise<string | null> {
+  async function singleFlight (e: Entry, key: string, ttlSeconds = ttl): Promise<string | null> {
     const existing = flights.get(key)
     if (existing) {
       const r = await existing.promise
@@ -100,9 +148,9 @@ export function createReadThrough (opts: {
       // Fenced: an invalidation landed during that load, possibly before this request joined it. Load again,
       // together with the other joiners (one new flight, which starts after the invalidation).
       if (flights.get(key) === existing) flights.delete(key)
-      return singleFlight(e, key)
+      return singleFlight(e, key, ttlSeconds)
     }
-    const flight: Flight = { promise: loadAndStore(e, key) }
+    const flight: Flight = { promise: loadAndStore(e, key, ttlSeconds) }
     flights.set(key, flight)
     try {
       return (await flight.promise).json
@@ -118,6 +166,55 @@ export function createReadThrough (opts: {
     for (const key of flights.keys()) if (key.includes(marker)) flights.delete(key)
   }
   invalidator.onInvalidated(detach)
+
+  /**
+   * A reload nobody waits for (a reader arriving meanwhile joins its flight); never rejects. Unlike a reader's
+   * load, it loads again when an invalidation fenced it (a burst of events), at most MAX_RELOAD_ATTEMPTS times,
+   * so that the last event of a burst still leaves the entry warm.
+   */
+  function reload (e: Entry, key: string, reason: RefreshReason, ttlSeconds = ttl): Promise<void> {
+    const running = reloads.get(key)
+    if (running) return running
+    metrics.refresh.inc({ query_type: e.queryType, reason })
+    const p = (async () => {
+      for (let attempt = 0; attempt < MAX_RELOAD_ATTEMPTS; attempt++) {
+        let flight = flights.get(key)
+        if (!flight) {
+          const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds) }
+          flights.set(key, flight = mine)
+          void mine.promise.finally(() => { if (flights.get(key) === mine) flights.delete(key) }).catch(() => {})
+        }
+        if (!(await flight.promise).fenced) return
+        if (flights.get(key) === flight) flights.delete(key)
+      }
+    })().catch((err: Error) => log.warn({ err: err.message, key }, 'dashboard refresh failed'))
+      .finally(() => reloads.delete(key))
+    reloads.set(key, p)
+    return p
+  }
+
+  /**
+   * After an event's invalidation: reloads the entries it deleted (those somebody had read within a TTL) with the
+   * time they had left, and waits for them at most `waitMs`. An organization-wide invalidation reloads only the
+   * organization-level entries.
+   */
+  async function refreshAfter (p: Publication, entries: Entry[], survivors: Survivors): Promise<void> {
+    const waits = new Map<string, Promise<void>>()
+    const candidates = p.orgWide ? [...entries, ...orgLevelEntries(p.organizationId)] : entries
+    for (const e of candidates) {
+      const key = keys.entry(e)
+      if (waits.has(key)) continue
+      const left = survivors.get(key)
+      // An entry with under a second left would expire before anyone read it. One this batch did not find may be
+      // on its way back from an earlier event of a burst: the emit waits for that reload as well.
+      if (left !== undefined && left >= 1000) waits.set(key, reload(e, key, 'event', Math.floor(left / 1000)))
+      else if (reloads.has(key)) waits.set(key, reloads.get(key)!)
+    }
+    if (waits.size === 0) return
+    const ac = new AbortController()
+    await Promise.race([Promise.all(waits.values()), sleep(refresh.waitMs, undefined, { signal: ac.signal, ref: false }).catch(() => {})])
+    ac.abort()
+  }
 
   function bypass (e: Entry, reason: BypassReason): Promise<string | null> {
     metrics.bypass.inc({ query_type: e.queryType, reason })
@@ -146,23 +243,30 @@ export function createReadThrough (opts: {
         const opened = open(raw)
         if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
+          if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key)) void reload(e, key, 'ahead')
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
         store.failures.report('corrupt', new Error('not a value coldboard sealed'), { key })
         await store.delete(key)
       }
-      metrics.miss.inc({ query_type: e.queryType })
+      // Joining a load in flight is neither a hit nor a load of its own: counted apart.
+      if (flights.has(key)) metrics.coalesced.inc({ query_type: e.queryType })
+      else metrics.miss.inc({ query_type: e.queryType })
       return result(await singleFlight(e, key), 'miss')
     },
 
-    /** Step 2 of the write path: drops what a committed change made stale (src/features/changes/pipeline.ts). */
-    invalidate (p: Publication): Promise<void> {
+    /**
+     * Step 2 of the write path: drops what a committed change made stale (src/features/changes/pipeline.ts), then,
+     * with refresh on, reloads what it dropped so that the viewers' refetch after the emit is a hit.
+     */
+    async invalidate (p: Publication): Promise<void> {
       const entries = p.events.flatMap(entriesForEvent)
-      return invalidator.invalidate(p.organizationId, {
+      const survivors = await invalidator.invalidate(p.organizationId, {
         fields: [...new Set(entries.map(fenceField))],
         keys: [...new Set(entries.map(keys.entry))],
         groupWide: p.orgWide
       })
+      if (refresh.enabled && survivors.size > 0) await refreshAfter(p, entries, survivors)
     },
 
     hasPending: (orgId: string) => invalidator.hasPending(orgId),
@@ -172,11 +276,17 @@ export function createReadThrough (opts: {
 
     close (): void {
       flights.clear()
+      reloads.clear()
       invalidator.close()
     }
   }
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>
+
+/** The organization-level entries of an organization, one per query type that has one. */
+export function orgLevelEntries (orgId: string): Entry[] {
+  return queryTypeNames.filter(hasOrgEntry).map((queryType) => ({ queryType, orgId }))
+}
 
 /** Every key of an organization: its organization-level entries, each unit's entries, and its compliance figure. */
 export function organizationKeys (keys: DashboardKeys, orgId: string, unitIds: string[]): string[] {

@@ -3,6 +3,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
+import helmet from '@fastify/helmet'
+import { HTML_SECURITY } from '../../http/index.js'
 
 /** web/dist, built by `npm run build` (vite); resolved from this file so the working directory does not matter. */
 export const webDist = fileURLToPath(new URL('../../../web/dist', import.meta.url))
@@ -23,19 +25,26 @@ export default fp(async function webPlugin (app, opts: { root?: string } = {}) {
   const root = opts.root ?? webDist
   if (!existsSync(path.join(root, 'index.html'))) {
     app.log.child({ component: 'web' }).warn({ root }, 'dashboard page not built: run `npm run build`')
-    app.get('/', { schema: { hide: true } }, async (_req, reply) =>
-      reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(notBuilt))
+    await app.register(async (html) => {
+      await html.register(helmet, HTML_SECURITY)
+      html.get('/', { schema: { hide: true } }, async (_req, reply) =>
+        reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(notBuilt))
+    })
     return
   }
-  await app.register(fastifyStatic, {
-    root,
-    prefix: '/',
-    wildcard: false,
-    index: ['index.html'],
-    // Vite names assets by content hash: cache them for good; always revalidate the page that names them.
-    cacheControl: false,
-    setHeaders (res, file) {
-      res.setHeader('cache-control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache')
-    }
+  // helmet's HTML set, in a scope of its own: the JSON API sets its own, lighter headers (src/http/index.ts).
+  await app.register(async (html) => {
+    await html.register(helmet, HTML_SECURITY)
+    await html.register(fastifyStatic, {
+      root,
+      prefix: '/',
+      wildcard: false,
+      index: ['index.html'],
+      // Vite names assets by content hash: cache them for good; always revalidate the page that names them.
+      cacheControl: false,
+      setHeaders (res, file) {
+        res.setHeader('cache-control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache')
+      }
+    })
   })
 }, { name: 'web' })

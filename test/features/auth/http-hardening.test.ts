@@ -47,13 +47,26 @@ describe('authentication limits, security headers and CORS', () => {
     expect((await ctx.app.inject({ url: url(), headers: { authorization: `Bearer ${foreign}` }, remoteAddress: '10.4.4.5' })).statusCode).toBe(401)
   })
 
-  it('sends security headers (helmet) on API responses', async () => {
+  it('sends the JSON security headers on API responses, errors and 404s, and helmet\'s HTML set on the page and /docs', async () => {
     const res = await ctx.app.inject({ url: url(), headers: ctx.bearer({ [f.org.id]: 'viewer' }), remoteAddress: '10.5.5.5' })
     expect(res.statusCode).toBe(200)
-    expect(res.headers['x-content-type-options']).toBe('nosniff')
-    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN')
-    expect(res.headers['strict-transport-security']).toMatch(/max-age=/)
-    expect(res.headers['x-powered-by']).toBeUndefined()
+    for (const r of [res, await ctx.app.inject({ url: url(), remoteAddress: '10.5.5.6' }), await ctx.app.inject({ url: '/api/nowhere' }), await ctx.app.inject({ url: '/health' })]) {
+      expect(r.headers['x-content-type-options']).toBe('nosniff')
+      expect(r.headers['x-frame-options']).toBe('DENY')
+      expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'")
+      expect(r.headers['referrer-policy']).toBe('no-referrer')
+      expect(r.headers['strict-transport-security']).toMatch(/max-age=/)
+      expect(r.headers['x-powered-by']).toBeUndefined()
+    }
+    for (const page of ['/', '/docs/']) {
+      const html = await ctx.app.inject({ url: page })
+      expect(html.statusCode).toBe(200)
+      expect(html.headers['content-type']).toMatch(/text\/html/)
+      expect(html.headers['x-frame-options']).toBe('SAMEORIGIN')
+      expect(html.headers['x-content-type-options']).toBe('nosniff')
+      // The page loads its own scripts and styles: the API's "nothing at all" policy is not sent with it.
+      expect(html.headers['content-security-policy']).toBeUndefined()
+    }
   })
 
   it('allows exactly the CORS_ORIGINS origins', async () => {

@@ -38,8 +38,12 @@ async function watchScripts (url: string, fenceKey: string) {
   return { calls, stop: () => monitor.disconnect() }
 }
 
+// These two suites pin down plain cache-aside (what an event deletes, what a load stores, who joins whom), so the
+// refresh that keeps watched entries warm is off here; test/features/dashboard/refresh.test.ts covers it.
+const CACHE_ASIDE_ONLY = { CACHE_REFRESH: 'false' }
+
 describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
-  const ctx = useTestApp({ redis: true })
+  const ctx = useTestApp({ redis: true, env: CACHE_ASIDE_ONLY })
   let admin: Redis
   let a: OrgFixture
   let b: OrgFixture
@@ -437,7 +441,7 @@ const loadsOf = (metrics: ReturnType<typeof createDashboardMetrics>) => async ()
   (await metrics.dbLoad.get()).values.find((v) => v.labels.query_type === 'units_status')?.value ?? 0
 
 describe('fenced writes and single-flight across an invalidation', () => {
-  const ctx = useTestApp({ redis: true })
+  const ctx = useTestApp({ redis: true, env: CACHE_ASIDE_ONLY })
   let f: OrgFixture
   let admin: Redis
   /** This app's read-through, and another instance's (a peer on the same database, Redis and prefix). */

@@ -1,0 +1,141 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { eq } from 'drizzle-orm'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { App } from '../../../src/app.js'
+import { units } from '../../../src/db/schema.js'
+import type { ChangeEvent } from '../../../src/features/changes/events.js'
+import { open } from '../../../src/features/dashboard/envelope.js'
+import type { QueryType } from '../../../src/features/dashboard/query-types.js'
+import type { UnitCounts } from '../../../src/features/dashboard/types.js'
+import { useTestApp } from '../../helpers/fixture.js'
+import type { OrgFixture } from '../../helpers/fixtures.js'
+import { sharedRedisUrl, waitFor } from '../../helpers/redis.js'
+
+const unitUpdate = (organizationId: string, unitId: string): ChangeEvent => ({
+  name: 'unitUpdate',
+  payload: { organizationId, unitId, state: 'too_hot', previousState: 'normal', lastTemperature: 9, lastReadingAt: new Date().toISOString() }
+})
+
+async function counter (app: App, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = await app.metrics.registry.getSingleMetric(name)?.get()
+  return (metric?.values ?? []).filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0)
+}
+const loads = (app: App, queryType: QueryType) => counter(app, 'dashboard_db_load_total', { query_type: queryType })
+
+describe('refresh on event: what an event deletes is reloaded before the emit', () => {
+  // A generous wait, so that "reloaded before the emit" is deterministic on a busy test machine.
+  const ctx = useTestApp({ redis: true, env: { CACHE_REFRESH_WAIT_MS: '1000' } })
+  let admin: Redis
+  let f: OrgFixture
+  const statusUrl = (o: OrgFixture) => `/api/orgs/${o.org.id}/dashboard/units/status`
+  const read = (o: OrgFixture, url: string) => ctx.app.inject({ url, headers: ctx.bearer({ [o.org.id]: 'viewer' }) })
+  const setHot = (o: OrgFixture, unit: number) => ctx.db.update(units).set({ state: 'too_hot' }).where(eq(units.id, o.units[unit]!.id))
+  /** The write path as every change takes it: commit, invalidate (and refresh), emit. */
+  const publish = (events: ChangeEvent[]) => ctx.app.changes.commit(async () => ({ value: undefined, events }))
+
+  beforeAll(async () => {
+    admin = new Redis(sharedRedisUrl)
+    f = await ctx.org({ units: 3 })
+  })
+  afterAll(() => { admin?.disconnect() })
+
+  it('a watched entry is reloaded through the fence before the event goes out: the refetch is a fresh hit', async () => {
+    expect((await read(f, statusUrl(f))).headers['x-cache']).toBe('miss')
+    const key = ctx.app.dashboard.keys.entry({ queryType: 'units_status', orgId: f.org.id })
+    const leftBefore = await admin.pttl(key)
+    const before = await loads(ctx.app, 'units_status')
+    const refreshed = await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'units_status', reason: 'event' })
+
+    await setHot(f, 0)
+    const seenAtEmit: Array<string | null> = []
+    const emit = ctx.app.realtime.emit
+    ctx.app.realtime.emit = (event) => { void admin.getBuffer(key).then((v) => seenAtEmit.push(v && open(v)!.body.toString())); emit(event) }
+    try {
+      await publish([unitUpdate(f.org.id, f.units[0]!.id)])
+    } finally {
+      ctx.app.realtime.emit = emit
+    }
+    await waitFor(() => seenAtEmit.length === 1, 5000, 'the entry as the emit found it')
+    // At the emit, Redis already held the post-change value.
+    expect((JSON.parse(seenAtEmit[0]!) as UnitCounts).too_hot).toBe(1)
+    const after = await read(f, statusUrl(f))
+    expect(after.headers['x-cache']).toBe('hit')
+    expect(after.json<UnitCounts>().too_hot).toBe(1)
+    expect(await loads(ctx.app, 'units_status') - before).toBe(1)
+    expect(await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'units_status', reason: 'event' }) - refreshed).toBe(1)
+    // The reload keeps the time the deleted entry had left: events keep an entry fresh, only reads keep it alive.
+    expect(await admin.pttl(key)).toBeLessThanOrEqual(leftBefore)
+  })
+
+  it('an entry nobody read is not created by an event; an organization-wide change reloads only what was read', async () => {
+    const g = await ctx.org({ units: 2 })
+    const before = { status: await loads(ctx.app, 'units_status'), trends: await loads(ctx.app, 'temperature_trends'), stats: await loads(ctx.app, 'stats') }
+    await publish([unitUpdate(g.org.id, g.units[0]!.id)])
+    const k = ctx.app.dashboard.keys
+    expect(await admin.exists(k.entry({ queryType: 'units_status', orgId: g.org.id }), k.entry({ queryType: 'stats', orgId: g.org.id }))).toBe(0)
+    expect(await loads(ctx.app, 'units_status')).toBe(before.status)
+
+    // Read the units panel and one trend, then an organization-wide change (a unit edit, say).
+    await read(g, statusUrl(g))
+    await read(g, `/api/orgs/${g.org.id}/units/${g.units[0]!.id}/temperature-trends`)
+    await ctx.app.changes.commit(async () => ({ value: undefined, orgWide: [g.org.id] }))
+    expect(await admin.exists(k.entry({ queryType: 'units_status', orgId: g.org.id }))).toBe(1)
+    // A unit's trend is not reloaded by an organization-wide change (there may be thousands): it is read again on demand.
+    expect(await admin.exists(k.entry({ queryType: 'temperature_trends', orgId: g.org.id, unitId: g.units[0]!.id }))).toBe(0)
+    expect(await admin.exists(k.entry({ queryType: 'stats', orgId: g.org.id }))).toBe(0)
+    expect(await loads(ctx.app, 'units_status') - before.status).toBe(2)
+    expect(await loads(ctx.app, 'temperature_trends') - before.trends).toBe(1)
+  })
+
+  it('a burst of events for one organization reloads each entry a bounded number of times, not once per event', async () => {
+    const h = await ctx.org({ units: 3 })
+    await read(h, statusUrl(h))
+    const before = await loads(ctx.app, 'units_status')
+    await Promise.all(Array.from({ length: 50 }, (_, i) => publish([unitUpdate(h.org.id, h.units[i % 3]!.id)])))
+    // Concurrent invalidations of one organization share a script call (at most two batches while one runs),
+    // and the reloads of one entry share a flight; a reload that a later batch fenced is redone once.
+    expect(await loads(ctx.app, 'units_status') - before).toBeLessThanOrEqual(3)
+    const res = await read(h, statusUrl(h))
+    expect(res.headers['x-cache']).toBe('hit')
+  })
+})
+
+describe('refresh ahead: an entry read near its expiry is reloaded in the background', () => {
+  // A 4 s TTL: reads in its last second reload the entry; the compliance figure is recomputed past half its life.
+  const ctx = useTestApp({ redis: true, env: { CACHE_TTL_SECONDS: '4' } })
+  let admin: Redis
+  let f: OrgFixture
+  const overview = (o: OrgFixture) => ctx.app.inject({ url: `/api/orgs/${o.org.id}/dashboard`, headers: ctx.bearer({ [o.org.id]: 'viewer' }) })
+
+  beforeAll(async () => {
+    admin = new Redis(sharedRedisUrl)
+    f = await ctx.org({ units: 2 })
+  })
+  afterAll(() => { admin?.disconnect() })
+
+  it('a watched overview never expires and never makes a request wait for its compliance figure; an unread one expires', async () => {
+    const k = ctx.app.dashboard.keys
+    const entry = k.entry({ queryType: 'stats', orgId: f.org.id })
+    const idle = await ctx.org({ units: 1 })
+    expect((await overview(f)).headers['x-cache']).toBe('miss')
+    expect((await overview(idle)).headers['x-cache']).toBe('miss')
+    const complianceBefore = String(await admin.get(k.compliance(f.org.id)))
+    const statsLoads = await loads(ctx.app, 'stats')
+
+    // Past three quarters of the TTL: a hit, and behind it the entry and the compliance figure are reloaded.
+    await sleep(3200)
+    expect((await overview(f)).headers['x-cache']).toBe('hit')
+    await waitFor(async () => await admin.pttl(entry) > 2500, 5000, 'the entry reloaded ahead of its expiry')
+    await waitFor(async () => String(await admin.get(k.compliance(f.org.id))) !== complianceBefore, 5000, 'the compliance figure recomputed')
+    // One overview load and one compliance computation, both in the background.
+    expect(await loads(ctx.app, 'stats') - statsLoads).toBe(2)
+    expect(await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'stats', reason: 'ahead' })).toBeGreaterThanOrEqual(1)
+    expect(await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'stats', reason: 'compliance' })).toBeGreaterThanOrEqual(1)
+
+    // Past the first entry's expiry: the watched one is still a hit, the unread one is gone.
+    await sleep(1500)
+    expect((await overview(f)).headers['x-cache']).toBe('hit')
+    expect(await admin.exists(k.entry({ queryType: 'stats', orgId: idle.org.id }))).toBe(0)
+  })
+})
