@@ -48,7 +48,9 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push('## Hit rate and database load', '')
   out.push(table(['', 'cache on', 'cache off'], [
     ['dashboard requests (service metrics)', num(on.service.dashboardRequests), num(off.service.dashboardRequests)],
-    ['hits / misses / bypasses', `${num(on.service.hits)} / ${num(on.service.misses)} / ${num(Object.values(on.service.bypasses).reduce((a, b) => a + b, 0))}`, `${num(off.service.hits)} / ${num(off.service.misses)} / ${num(Object.values(off.service.bypasses).reduce((a, b) => a + b, 0))}`],
+    ['hits / misses / coalesced (joined a load in flight) / bypasses', `${num(on.service.hits)} / ${num(on.service.misses)} / ${num(on.service.coalesced)} / ${num(Object.values(on.service.bypasses).reduce((a, b) => a + b, 0))}`, `${num(off.service.hits)} / ${num(off.service.misses)} / ${num(off.service.coalesced)} / ${num(Object.values(off.service.bypasses).reduce((a, b) => a + b, 0))}`],
+    ['background refreshes: after an event / ahead of expiry / compliance figure', `${num(on.service.refreshes.event ?? 0)} / ${num(on.service.refreshes.ahead ?? 0)} / ${num(on.service.refreshes.compliance ?? 0)}`, '–'],
+    ['emit delay (COMMIT to emit) p50 / p99 ms', `${on.service.emitDelay.p50Ms ?? '–'} / ${on.service.emitDelay.p99Ms ?? '–'}`, `${off.service.emitDelay.p50Ms ?? '–'} / ${off.service.emitDelay.p99Ms ?? '–'}`],
     ['hit rate (service metrics)', pct(on.service.hitRate), pct(off.service.hitRate)],
     ['client view: poll hits / misses', `${num(on.clients.byKind.poll.hit)} / ${num(on.clients.byKind.poll.miss)}`, '–'],
     ['client view: refetch-after-event hits / misses', `${num(on.clients.byKind.refetch.hit)} / ${num(on.clients.byKind.refetch.miss)}`, '–'],

@@ -68,16 +68,18 @@ export function buildReport (i: BenchInputs) {
   const cacheMBPer1000Orgs = round((i.memory.bytesPerOrg * 1000) / 2 ** 20, 2)
   const latencyCached = cached.clients.latency as Record<Panel | 'all', Percentiles>
   const invalidationP99 = cached.service.invalidation.p99Ms
+  const emitP99 = cached.service.emitDelay.p99Ms
 
   const fastestPeer = peerNames.reduce((a, b) => (peers[a].ratioToColdboard >= peers[b].ratioToColdboard ? a : b))
   const bars: Bar[] = [
     { id: 'hitRate', bar: 'Hit rate', target: '≥ 95 %', measured: `${(hitRate * 100).toFixed(1)} %`, value: hitRate, met: hitRate >= 0.95 },
-    { id: 'dbQueryReduction', bar: 'Dashboard database queries', target: '−90 % or better', measured: `−${(dbQueryReduction * 100).toFixed(1)} %`, value: dbQueryReduction, met: dbQueryReduction >= 0.9 },
+    { id: 'dbQueryReduction', bar: 'Dashboard database queries', target: '−95 % or better', measured: `−${(dbQueryReduction * 100).toFixed(1)} %`, value: dbQueryReduction, met: dbQueryReduction >= 0.95 },
     { id: 'cachedP99', bar: 'Cached dashboard p99 (all five panels, every request of the cache-on run)', target: '≤ 10 ms', measured: `${latencyCached.all.p99} ms`, value: latencyCached.all.p99, met: latencyCached.all.n > 0 && latencyCached.all.p99 <= 10 },
     { id: 'invalidationP99', bar: `Invalidation p99 at ${at.unrelatedKeys.toLocaleString('en-US')} unrelated keys`, target: '≤ 5 ms', measured: `${at.p99} ms (micro-benchmark); ${invalidationP99 ?? '–'} ms in W1 (event to invalidation complete)`, value: at.p99, met: at.p99 <= 5 && (invalidationP99 === null || invalidationP99 <= 5) },
     { id: 'cacheMBPer1000Orgs', bar: 'Cache per 1,000 organizations', target: '≤ 20 MB', measured: `${cacheMBPer1000Orgs} MB`, value: cacheMBPer1000Orgs, met: cacheMBPer1000Orgs <= 20 },
     { id: 'hitThroughputRatio', bar: 'Cached read throughput / bare Fastify route', target: '≥ 50 %', measured: `${(i.hitPath.hitThroughputRatio * 100).toFixed(1)} %`, value: i.hitPath.hitThroughputRatio, met: i.hitPath.hitThroughputRatio >= 0.5 },
-    { id: 'peers', bar: 'No peer faster on the hit path', target: 'every peer ≤ 1.0 × coldboard', measured: `fastest: ${fastestPeer} ${peers[fastestPeer].ratioToColdboard} ×`, value: peers[fastestPeer].ratioToColdboard, met: peerNames.every((n) => peers[n].ratioToColdboard <= 1) }
+    { id: 'peers', bar: 'No peer faster on the hit path', target: 'every peer ≤ 1.0 × coldboard', measured: `fastest: ${fastestPeer} ${peers[fastestPeer].ratioToColdboard} ×`, value: peers[fastestPeer].ratioToColdboard, met: peerNames.every((n) => peers[n].ratioToColdboard <= 1) },
+    { id: 'emitP99', bar: 'Emit delay p99 (COMMIT to emit, with the refresh of what the event deleted)', target: '< 20 ms', measured: `${emitP99 ?? '–'} ms`, value: emitP99 ?? 0, met: emitP99 !== null && emitP99 < 20 }
   ]
   const cachedP95 = latencyCached.all.p95
   const designFloor: Bar[] = [

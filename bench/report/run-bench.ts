@@ -30,7 +30,7 @@ Runs W1 with the cache on and off (coldboard serve as a child process, a private
 its own), the invalidation, hit-path and peer micro-benchmarks, and writes DIR/report.json, DIR/report.md and
 the latency plot. docs/PERFORMANCE.md explains the figures.
   --out DIR                     where to write the report (default bench-out)
-  --update-docs                 also write docs/PERFORMANCE.md and its plot
+  --update-docs                 also write docs/PERFORMANCE.md, docs/performance/report.json and the plot
   --smoke                       a seconds-long variant on a toy dataset (CI: the fields, not the figures)
   --database-url URL            PostgreSQL superuser URL (default ${DEFAULT_ADMIN_URL})
   --database NAME               the database to create and drop (default coldboard_bench_<pid>); --keep-database
@@ -48,7 +48,9 @@ function writeReport (out: string, report: Report, docs: boolean, log: (line: st
   mkdirSync(path.join(dir, 'performance'), { recursive: true })
   for (const plot of report.plots) copyFileSync(path.join(out, plot), path.join(dir, 'performance', plot))
   writeFileSync(path.join(dir, 'PERFORMANCE.md'), reportMarkdown(report, { plotPrefix: 'performance/' }))
-  log('updated docs/PERFORMANCE.md and docs/performance/')
+  // Every figure behind the page, machine-readable, committed beside it.
+  writeFileSync(path.join(dir, 'performance', 'report.json'), JSON.stringify(report, null, 2) + '\n')
+  log('updated docs/PERFORMANCE.md and docs/performance/ (report.json and the plot)')
 }
 
 export function parseBenchArgs (argv: string[]) {

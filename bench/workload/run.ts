@@ -120,8 +120,11 @@ export async function runWorkload (o: RunOptions) {
     const hits = delta(m0, m1, 'dashboard_cache_hit_total')
     const misses = delta(m0, m1, 'dashboard_cache_miss_total')
     const bypasses = delta(m0, m1, 'dashboard_cache_bypass_total')
-    const reads = hits + misses + bypasses
+    // A read that joined a load in flight waited like a miss: never counted as a hit.
+    const coalesced = delta(m0, m1, 'dashboard_cache_coalesced_total')
+    const reads = hits + misses + coalesced + bypasses
     const inv = histogramDelta(m0, m1, 'dashboard_cache_invalidation_seconds')
+    const emitDelay = histogramDelta(m0, m1, 'coldboard_change_emit_delay_seconds')
     let database: {
       writersOnly: PgRates
       /** Half the difference between the two halves of the writers-only window: how far the subtracted rate can be off. */
@@ -154,7 +157,9 @@ export async function runWorkload (o: RunOptions) {
       service: {
         hits,
         misses,
+        coalesced,
         bypasses: deltaBy(m0, m1, 'dashboard_cache_bypass_total', 'reason'),
+        refreshes: deltaBy(m0, m1, 'dashboard_cache_refresh_total', 'reason'),
         hitRate: reads > 0 ? Math.round((hits / reads) * 10_000) / 10_000 : null,
         dashboardRequests: reads,
         dbLoads: deltaBy(m0, m1, 'dashboard_db_load_total', 'query_type'),
@@ -167,6 +172,8 @@ export async function runWorkload (o: RunOptions) {
           buckets: inv.buckets.map((b) => ({ leMs: b.le === Infinity ? 'Infinity' : ms(b.le), count: b.count }))
         },
         eventsEmitted: deltaBy(m0, m1, 'coldboard_events_emitted_total', 'event'),
+        // COMMIT to emit: the invalidation plus the wait for the refresh of what it deleted.
+        emitDelay: { count: emitDelay.count, p50Ms: ms(histogramQuantile(emitDelay, 0.5)), p99Ms: ms(histogramQuantile(emitDelay, 0.99)) },
         // What a load costs PostgreSQL-side, per query type (the overview's includes its compliance scans).
         dbLoadMs: Object.fromEntries(queryTypes.map((qt) => {
           const h = histogramDelta(m0, m1, 'dashboard_db_load_seconds', (l) => l.query_type === qt)

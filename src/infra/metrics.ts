@@ -26,7 +26,8 @@ export function createMetrics (registry = new Registry(), opts: { defaultMetrics
     readingsIngested: m.counter({ name: 'coldboard_readings_ingested_total', help: 'Readings stored' }),
     readingsDuplicate: m.counter({ name: 'coldboard_readings_duplicate_total', help: 'Readings already stored (same device and recordedAt)' }),
     ingestionPath: m.counter({ name: 'coldboard_ingestion_batches_total', help: 'Ingested batches by processing path', labelNames: ['path'] as const }),
-    eventsEmitted: m.counter({ name: 'coldboard_events_emitted_total', help: 'Socket.io events emitted', labelNames: ['event'] as const })
+    eventsEmitted: m.counter({ name: 'coldboard_events_emitted_total', help: 'Socket.io events emitted', labelNames: ['event'] as const }),
+    emitDelay: m.histogram({ name: 'coldboard_change_emit_delay_seconds', help: "From a change's COMMIT to the emit of its events (the invalidation and the refresh of what it deleted in between)", buckets: fastBuckets })
   }
 }
 export type Metrics = ReturnType<typeof createMetrics>

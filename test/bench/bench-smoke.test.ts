@@ -54,7 +54,7 @@ describe('coldboard bench --smoke', () => {
     expect(report.runs.uncached.service.hits).toBe(0)
     expect(report.cacheMemory.keys).toBeGreaterThan(0)
     // Every bar is reported as met or missed.
-    expect(report.bars.map((b: { id: string }) => b.id)).toEqual(['hitRate', 'dbQueryReduction', 'cachedP99', 'invalidationP99', 'cacheMBPer1000Orgs', 'hitThroughputRatio', 'peers'])
+    expect(report.bars.map((b: { id: string }) => b.id)).toEqual(['hitRate', 'dbQueryReduction', 'cachedP99', 'invalidationP99', 'cacheMBPer1000Orgs', 'hitThroughputRatio', 'peers', 'emitP99'])
     for (const b of report.bars) expect(typeof b.met).toBe('boolean')
 
     const md = readFileSync(path.join(out, 'report.md'), 'utf8')

@@ -19,6 +19,8 @@ export interface ChangePipelineOptions {
   invalidate: (p: Publication) => Promise<void>
   /** Step 3: tells the clients. */
   emit: (event: ChangeEvent) => void
+  /** Seconds from COMMIT to the emit, per organization published (coldboard_change_emit_delay_seconds). */
+  observeEmitDelay?: (seconds: number) => void
   log: FastifyBaseLogger
 }
 
@@ -32,7 +34,7 @@ export interface ChangePipelineOptions {
 export function createChangePipeline (opts: ChangePipelineOptions) {
   const log = opts.log.child({ component: 'changes' })
 
-  async function publish (change: Omit<Change<unknown>, 'value'>): Promise<void> {
+  async function publish (change: Omit<Change<unknown>, 'value'>, committedAt: number): Promise<void> {
     const byOrg = new Map<string, Publication>()
     const of = (organizationId: string) => {
       let p = byOrg.get(organizationId)
@@ -49,6 +51,7 @@ export function createChangePipeline (opts: ChangePipelineOptions) {
         // an unexpected throw is logged and never silences the event.
         log.error({ err, organizationId: p.organizationId }, 'invalidation step failed')
       }
+      if (p.events.length > 0) opts.observeEmitDelay?.((performance.now() - committedAt) / 1000)
       for (const e of p.events) {
         try {
           opts.emit(e)
@@ -63,7 +66,7 @@ export function createChangePipeline (opts: ChangePipelineOptions) {
     /** Runs `work` in one transaction; after COMMIT invalidates what it changed, then emits its events. */
     async commit<T> (work: (tx: Tx) => Promise<Change<T>>): Promise<T> {
       const change = await opts.db.transaction(work)
-      await publish(change)
+      await publish(change, performance.now())
       return change.value
     }
   }
