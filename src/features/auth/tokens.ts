@@ -28,12 +28,25 @@ export interface TokenClaims { sub: string, orgs: Record<string, Role>, admin?: 
 const SKEW_MS = 60_000
 export const DEFAULT_TOKEN_TTL_MS = 12 * 3600_000
 
+/** Verified tokens remembered per process (a dashboard sends the same token with every request). */
+export const VERIFIED_TOKENS_CACHED = 10_000
+
 /**
  * HS256 JWTs: sign for the CLI, verify for HTTP and the Socket.io handshake. Every token must expire (`exp`), and
  * none may live longer than TOKEN_MAX_TTL: a leaked token stops working at the latest then.
+ *
+ * A verified token's principal is remembered, keyed by the token text, until the token expires: the same bytes
+ * always verify to the same principal, so a repeat costs one Map lookup instead of an HMAC and a SHA-256 (fast-jwt's
+ * own cache hashes every token it looks up). Bounded: the oldest entries go first.
  */
 export function createTokenService (secret: string, opts: { maxTtlMs: number }) {
-  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], cache: 1000, requiredClaims: ['exp'] })
+  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['exp'] })
+  const verified = new Map<string, Principal>()
+  function remember (token: string, p: Principal): Principal {
+    if (verified.size >= VERIFIED_TOKENS_CACHED) verified.delete(verified.keys().next().value!)
+    verified.set(token, p)
+    return p
+  }
   return {
     maxTtlMs: opts.maxTtlMs,
     sign (claims: TokenClaims, ttlMs = Math.min(DEFAULT_TOKEN_TTL_MS, opts.maxTtlMs)): string {
@@ -41,6 +54,11 @@ export function createTokenService (secret: string, opts: { maxTtlMs: number }) 
       return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlMs })({ ...claims })
     },
     verify (token: string): Principal {
+      const known = verified.get(token)
+      if (known !== undefined) {
+        if (known.expiresAt > Date.now()) return known
+        verified.delete(token)
+      }
       let payload: Record<string, unknown>
       try {
         payload = verifier(token)
@@ -57,7 +75,7 @@ export function createTokenService (secret: string, opts: { maxTtlMs: number }) 
       for (const [org, role] of Object.entries(orgs)) {
         if (roles.includes(role as Role)) clean[org.toLowerCase()] = role as Role
       }
-      return { sub: payload.sub, orgs: clean, admin: payload.admin === true, expiresAt }
+      return remember(token, Object.freeze({ sub: payload.sub, orgs: Object.freeze(clean), admin: payload.admin === true, expiresAt }))
     }
   }
 }
