@@ -98,7 +98,7 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
 
   out.push('## Hit-path throughput and peers', '')
   out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
-    'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (JWT, :orgId authorization, helmet, CORS) as the dashboard route; only the cache read differs.', '')
+    'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
   out.push(table(['route', 'req/s (median)', 'rounds', 'ratio'], [
     ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), '1 (the base of hitThroughputRatio)'],

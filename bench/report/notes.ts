@@ -31,25 +31,24 @@ export function closingNotes (r: Report): string[] {
   const misses = on.clients.byKind.poll.miss + on.clients.byKind.refetch.miss
   const refetchMisses = on.clients.byKind.refetch.miss
   const events = Object.values(on.service.eventsEmitted).reduce((a, b) => a + b, 0)
-  const loads = on.service.dbLoadsTotal
 
   for (const b of missed) {
     switch (b.id) {
-      case 'hitRate':
-        out.push(`- **Hit rate ${b.measured} (bar ${b.target}).** ${pct(misses > 0 ? refetchMisses / misses : null)} of the misses the clients saw were refetches right after an event. ` +
-          `That is the design working as specified: every event invalidates what it changes *before* it is emitted (D3), so each of the ${r.workload.viewersPerOrg} viewers of the organization ` +
-          `refetches an entry that is not there, at the same moment. Single-flight makes them share one PostgreSQL load (${loads.toLocaleString('en-US')} loads for ${on.service.misses.toLocaleString('en-US')} misses), ` +
-          `but each joiner counts as a miss. The rest are polls after a TTL expiry (${r.workload.cacheTtlSeconds} s) and first reads. With ${events.toLocaleString('en-US')} events in ` +
-          `${on.seconds} s the hit rate is bounded by the event rate, not by the cache. What would close it: refresh-ahead on invalidation — reload the invalidated entries and store them through the fence ` +
-          'before emitting (the freshness promise holds: the value is read after the commit), so the refetches hit; it costs one load per event and entry even when nobody watches, which a per-organization "has viewers" flag (Socket.io room size) would avoid.')
+      case 'hitRate': {
+        const refreshes = on.service.refreshes
+        out.push(`- **Hit rate ${b.measured} (bar ${b.target}).** Misses the clients saw: ${misses.toLocaleString('en-US')} (${pct(misses > 0 ? refetchMisses / misses : null)} of them refetches right after an event); ` +
+          `the service counted ${on.service.misses.toLocaleString('en-US')} misses that loaded and ${on.service.coalesced.toLocaleString('en-US')} reads that joined a load in flight. ` +
+          `Refreshes with nobody waiting: ${(refreshes.event ?? 0).toLocaleString('en-US')} after events, ${(refreshes.ahead ?? 0).toLocaleString('en-US')} ahead of expiry, ${(refreshes.compliance ?? 0).toLocaleString('en-US')} compliance figures. ` +
+          'A refetch still misses when the event\'s reload takes longer than CACHE_REFRESH_WAIT_MS (the emit goes out, the viewer joins the reload: coalesced), and a poll misses on an entry nobody read in its last quarter. ' +
+          'What would close it: a longer refresh wait (it adds to the emit delay, bounded by its own bar), or cheaper reloads.')
         break
+      }
       case 'dbQueryReduction': {
         const range = r.dbStats.dbQueryReductionRange
         out.push(`- **Database queries ${b.measured} (bar ${b.target}).** ${range ? `Within the write-only rate's spread the figure lies between ${pct(range[0])} and ${pct(range[1])}; ` : ''}` +
-          `the service's own counter says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)} and rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. What is left with the cache on is one load per invalidated entry per event (${events.toLocaleString('en-US')} events) plus one per entry per TTL expiry. ` +
-          'The TTL is also how stale a trend (a reading that changes no state emits no event) and the compliance figure may get, so a longer CACHE_TTL_SECONDS trades their freshness for fewer loads; ' +
-          'refreshing entries ahead of expiry while they are being read removes the expiry misses without that trade; ' +
-          'the per-event loads are the price of exact invalidation and scale with the event rate, not the viewer count.')
+          `the service's own counter says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)} and rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. What is left with the cache on is one reload per watched entry per event (${events.toLocaleString('en-US')} events), ` +
+          'one per watched entry per TTL (refresh ahead) and one compliance figure per watched organization per half TTL: the price of exact invalidation, which scales with the event rate and the number of dashboards open, not with the viewers per dashboard. ' +
+          'A longer CACHE_TTL_SECONDS trades the freshness of what no event announces (trends, compliance) for fewer reloads.')
         break
       }
       case 'cachedP99': {
@@ -57,13 +56,9 @@ export function closingNotes (r: Report): string[] {
         const worst = panels.reduce((a, p) => (r.latencyMs.cached[p].p99 > r.latencyMs.cached[a].p99 ? p : a), panels[0])
         const stats = on.service.dbLoadMs.stats
         out.push(`- **Cached p99 ${b.measured} (bar ${b.target}).** Hits alone: p99 ${hits.p99} ms at the client, ${on.service.requestMs.hit.p99 ?? '–'} ms in the server. ` +
-          `The tail is the misses (server p99 ${on.service.requestMs.miss.p99 ?? '–'} ms), worst on ${worst} (p99 ${r.latencyMs.cached[worst].p99} ms). ` +
-          (worst === 'overview'
-            ? 'An overview miss rebuilds the cheap counts, and when the overview\'s compliance entry (TTL only, no event drops it) has expired it also recomputes compliance over 24 h of readings: ' +
-              `overview loads took p50 ${stats.p50 ?? '–'} ms, p99 ${stats.p99 ?? '–'} ms. `
-            : '') +
-          'What would close it: refresh-ahead on invalidation (above) turns the refetch misses into hits, and refreshing each compliance entry in the background before it expires ' +
-          '(the worker, once per TTL per organization that has viewers) keeps the 24 h scan off every request path.')
+          `The tail is the misses (server p99 ${on.service.requestMs.miss.p99 ?? '–'} ms), worst on ${worst} (p99 ${r.latencyMs.cached[worst].p99} ms); overview loads took p50 ${stats.p50 ?? '–'} ms, p99 ${stats.p99 ?? '–'} ms. ` +
+          `With ${pct(1 - (r.hitRate ?? 0))} of requests not hits, the p99 over every request is a miss's latency whenever that share is above 1 %. ` +
+          'What would close it: the hit rate above 99 % (the misses left, above), or misses under 10 ms on this machine.')
         break
       }
       case 'invalidationP99': {
@@ -90,8 +85,8 @@ export function closingNotes (r: Report): string[] {
         out.push(`- **Cached read at ${b.measured} of the bare route (bar ${b.target}).** Measured step by step (the table above): ` +
           steps.map((s) => `${s.label} ${signed(s.loss)}`).join(', ') + `. The largest step is ${worst.label}. ` +
           (steps.indexOf(worst) < 2
-            ? 'The app-wide steps run on every request (helmet\'s and CORS\'s headers, JWT verification, the failed-authentication limiter lookup, the :orgId check). ' +
-              'What would close it: profile them under autocannon (a flame graph) and keep for JSON API routes only what they need, then the per-hit work in the route'
+            ? 'The app-wide steps run on every request (the JSON security headers, routing, the remembered JWT, the request budget, the :orgId check, the response hooks); a flame graph under autocannon puts most of what is left in Fastify\'s request and reply path and the socket writes. ' +
+              'What would close it: fewer hooks per request (authorization folded into one onRequest hook), and the cache read\'s own work'
             : 'What would close it: profile the cache read under autocannon (a flame graph) and trim the per-hit work (the guard\'s latency histogram, the request-duration histogram, the headers schema)') +
           (r.hitPath.cacheConnectionAutoPipelining ? '' : `; turn on ioredis auto-pipelining for the cache connection (measured here: ${signed(-(autoGain(r) ?? 0))} requests/s on the GET step)`) + '.')
         break
@@ -104,8 +99,14 @@ export function closingNotes (r: Report): string[] {
           'so the difference is the cache read. ' +
           faster.map(([n, p]) => `${n}'s whole read (its client's GET, JSON parse and re-serialisation included) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × a bare auto-pipelined ioredis GET`).join('; ') +
           ` (node-redis, cache-manager's client, pipelines concurrent commands and does less work per command than ioredis); coldboard's route and cache service ${route.loss >= 0 ? `take ${pct(route.loss)} off` : `add ${pct(-route.loss)} to`} the throughput of that GET. ` +
-          'What would close it: a leaner client path for the hit GET (node-redis for the cache connection is the measured candidate), then less per-hit work in the route (the guard\'s latency histogram, the request-duration histogram, the headers schema). ' +
+          'What would close it: a leaner client path for the hit GET — node-redis is 2.15 × ioredis in isolation but 0.45 × with the per-command timeout a cache read needs (bench/redis-clients.ts, docs/caching.md) — then less per-hit work in the route (the guard\'s latency histogram, the request-duration histogram). ' +
           'Ratios within a few percent of 1 are inside this machine\'s run-to-run noise (see the rounds).')
+        break
+      }
+      case 'emitP99': {
+        const d = on.service.emitDelay
+        out.push(`- **Emit delay p99 ${b.measured} (bar ${b.target}).** COMMIT to emit over ${d.count.toLocaleString('en-US')} publications, p50 ${d.p50Ms ?? '–'} ms: the invalidation (p99 ${r.invalidationMs.p99 ?? '–'} ms) plus the wait for the reload of what it deleted, capped by CACHE_REFRESH_WAIT_MS. ` +
+          'What would close it: a lower CACHE_REFRESH_WAIT_MS (more refetches then join the reload instead of hitting).')
         break
       }
     }

@@ -38,3 +38,8 @@ export function open (value: Buffer): { body: Buffer, gzip: boolean, expiresAt: 
   if (crc32(body) !== value.readUInt32BE(4)) return null
   return { body, gzip: (flags & GZIP) !== 0, expiresAt: value.readUIntBE(8, 6) }
 }
+
+/** Sealed by coldboard, but by a version with another format (a rolling upgrade): a plain miss, not garbage. */
+export function otherVersion (value: Buffer): boolean {
+  return value.length > 3 && value[0] === MAGIC_0 && value[1] === MAGIC_1 && value[2] !== ENVELOPE_VERSION
+}

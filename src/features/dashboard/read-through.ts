@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Invalidator } from '../cache/invalidator.js'
 import type { CacheStore, Survivors } from '../cache/store.js'
 import type { Publication } from '../changes/pipeline.js'
-import { open, seal } from './envelope.js'
+import { open, otherVersion, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
 import type { BypassReason, DashboardMetrics, RefreshReason } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
@@ -107,9 +107,10 @@ export function createReadThrough (opts: {
     const key = keys.compliance(orgId)
     const raw = await store.get(key)
     if (raw) {
-      const [n, expiresAt] = raw.length > 0 && raw.length < 32 ? raw.toString().split(':').map(Number) : [NaN, NaN]
-      if (n! >= 0 && n! <= 100 && expiresAt! > 0) {
-        if (refresh.enabled && expiresAt! - nowSeconds() <= ttl * COMPLIANCE_AHEAD_SHARE) complianceAhead(orgId)
+      const [n, expiresAt] = raw.length > 0 && raw.length < 32 ? raw.toString().split(':').map(Number) : [NaN]
+      if (n! >= 0 && n! <= 100) {
+        // (A figure without its expiry, from an older version, is refreshed at once.)
+        if (refresh.enabled && (expiresAt ?? 0) - nowSeconds() <= ttl * COMPLIANCE_AHEAD_SHARE) complianceAhead(orgId)
         return n!
       }
       store.failures.report('corrupt', new Error('not a compliance figure'), { key })
@@ -246,8 +247,11 @@ export function createReadThrough (opts: {
           if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key)) void reload(e, key, 'ahead')
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
-        store.failures.report('corrupt', new Error('not a value coldboard sealed'), { key })
-        await store.delete(key)
+        // Another coldboard version's entry is replaced by the load below; anything else is garbage.
+        if (!otherVersion(raw)) {
+          store.failures.report('corrupt', new Error('not a value coldboard sealed'), { key })
+          await store.delete(key)
+        }
       }
       // Joining a load in flight is neither a hit nor a load of its own: counted apart.
       if (flights.has(key)) metrics.coalesced.inc({ query_type: e.queryType })
