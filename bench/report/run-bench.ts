@@ -36,6 +36,7 @@ the latency plot. docs/PERFORMANCE.md explains the figures.
   --database NAME               the database to create and drop (default coldboard_bench_<pid>); --keep-database
   --connections N (10)  --micro-duration S (6)  --micro-rounds N (3)   autocannon, per hit-path scenario
   --invalidation-keys N (1000000)  --invalidation-iterations N (300)
+  --service-env NAME=value      set for coldboard serve in both runs (repeatable), e.g. CACHE_REFRESH=false
   --render-only                 rewrite report.md (and the docs with --update-docs) from DIR/report.json
 ${workloadUsage}
 `
@@ -54,7 +55,7 @@ function writeReport (out: string, report: Report, docs: boolean, log: (line: st
 }
 
 export function parseBenchArgs (argv: string[]) {
-  let values: Record<string, string | boolean | undefined>
+  let values: Record<string, string | boolean | string[] | undefined>
   try {
     values = parseArgs({
       args: argv,
@@ -73,7 +74,8 @@ export function parseBenchArgs (argv: string[]) {
         'micro-duration': { type: 'string' },
         'micro-rounds': { type: 'string' },
         'invalidation-keys': { type: 'string' },
-        'invalidation-iterations': { type: 'string' }
+        'invalidation-iterations': { type: 'string' },
+        'service-env': { type: 'string', multiple: true }
       }
     }).values
   } catch (err) {
@@ -90,7 +92,7 @@ export function parseBenchArgs (argv: string[]) {
   return {
     help: values.help === true,
     smoke,
-    workload: workloadFrom(values, smoke ? SMOKE : W1, 'bench'),
+    workload: workloadFrom(values as Record<string, string | boolean | undefined>, smoke ? SMOKE : W1, 'bench'),
     out: path.resolve(String(values.out)),
     updateDocs: values['update-docs'] === true,
     renderOnly: values['render-only'] === true,
@@ -101,7 +103,12 @@ export function parseBenchArgs (argv: string[]) {
     microSeconds: int('micro-duration', smoke ? 1 : 6, 1, 600),
     microRounds: int('micro-rounds', smoke ? 1 : 3, 1, 20),
     invalidationKeys: int('invalidation-keys', smoke ? 10_000 : 1_000_000, 0, 20_000_000),
-    invalidationIterations: int('invalidation-iterations', smoke ? 20 : 300, 1, 100_000)
+    invalidationIterations: int('invalidation-iterations', smoke ? 20 : 300, 1, 100_000),
+    serviceEnv: Object.fromEntries(((values['service-env'] ?? []) as string[]).map((kv) => {
+      const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(kv)
+      if (!m) throw new Error(`bench: --service-env takes NAME=value, got "${kv}"`)
+      return [m[1]!, m[2]!]
+    }))
   }
 }
 
@@ -140,7 +147,8 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
     const orgs = await seedWorkload(db.url, a.workload, RULES, log)
     pgStats = await createPgStats({ adminUrl: a.adminUrl, databaseUrl: db.url, database: a.database })
     log(`database statistics: ${pgStats.source}`)
-    const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS) }
+    const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS), ...a.serviceEnv }
+    if (Object.keys(a.serviceEnv).length > 0) log(`service environment added: ${JSON.stringify(a.serviceEnv)}`)
     const run = async (label: string, redisUrl: string | null, atEnd?: () => Promise<void>): Promise<RunResult> => {
       const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, dataDir, env, log })
       try {

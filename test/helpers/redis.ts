@@ -19,11 +19,12 @@ export async function startTcpProxy (targetPort: number) {
   let refusing = false
   let delayMs = 0
   let replicationDelayMs = 0
+  let replyDelayMs = 0
   const relay = (from: net.Socket, to: net.Socket, link: { replication: boolean }, upstream: boolean) => {
     let lastDue = 0
     from.on('data', (chunk) => {
       if (upstream && !link.replication && chunk.includes('REPLCONF')) link.replication = true
-      const delay = Math.max(delayMs, link.replication ? replicationDelayMs : 0)
+      const delay = Math.max(delayMs, link.replication ? replicationDelayMs : 0, upstream ? 0 : replyDelayMs)
       const now = Date.now()
       if (delay === 0 && lastDue <= now) {
         if (!to.destroyed) to.write(chunk)
@@ -53,6 +54,8 @@ export async function startTcpProxy (targetPort: number) {
     restore () { refusing = false },
     setDelay (ms: number) { delayMs = ms },
     setReplicationDelay (ms: number) { replicationDelayMs = ms },
+    /** Holds Redis' replies (not the commands): a command runs at once, its answer arrives `ms` later. */
+    setReplyDelay (ms: number) { replyDelayMs = ms },
     async close () {
       refusing = true
       for (const s of sockets) s.destroy()

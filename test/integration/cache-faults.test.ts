@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -41,6 +42,7 @@ describe('cache faults', () => {
   })
   beforeEach(async () => {
     proxy.setDelay(0)
+    proxy.setReplyDelay(0)
     proxy.restore()
     await waitFor(() => app.cache.isAvailable(), 10_000, 'cache connected')
     await db.db.update(units).set({ state: 'normal' }).where(eq(units.organizationId, f.org.id))
@@ -88,6 +90,28 @@ describe('cache faults', () => {
     await waitFor(() => !app.dashboard.readThrough.hasPending(f.org.id), 10_000, 'replayed')
     await read()
     expect((await read()).headers['x-cache']).toBe('hit')
+  })
+
+  it('concurrent reads share GETs, but a read never takes the answer of a GET sent before it began', async () => {
+    const key = unitsStatusKey()
+    await direct.set(key, 'before the change')
+    const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec(await direct.info('commandstats'))?.[1] ?? 0)
+    // Redis runs each GET at once; its answer takes 120 ms to come back.
+    proxy.setReplyDelay(120)
+    const early = app.cache.get(key)
+    await sleep(30)
+    await direct.set(key, 'after the change') // a change completes while that answer is on its way
+    const late = Array.from({ length: 50 }, () => app.cache.get(key))
+    expect(String(await early)).toBe('before the change') // it began before the change: allowed
+    // Every read that began after the change has its answer from a GET that Redis ran after it.
+    for (const r of await Promise.all(late)) expect(String(r)).toBe('after the change')
+    proxy.setReplyDelay(0)
+    const before = await gets()
+    const many = await Promise.all(Array.from({ length: 200 }, () => app.cache.get(key)))
+    expect(many.every((r) => String(r) === 'after the change')).toBe(true)
+    // 200 concurrent reads: a GET for the first, one more for all that came while it was out (and the INFO itself).
+    expect(await gets() - before).toBeLessThanOrEqual(3)
+    await direct.del(key)
   })
 
   it('a slow Redis (500 ms per reply) costs a read the bounded timeout, then PostgreSQL answers', async () => {

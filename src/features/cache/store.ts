@@ -73,6 +73,38 @@ export function createCacheStore (opts: {
   const usable = (key: string, via: RedisClient | null = redis): boolean =>
     via !== null && via.status === 'ready' && ready() && (failover === undefined || failover.allows(key, via))
 
+  /** One GET, checked against the failover fence before it is sent and again on its reply. */
+  async function getOnce (key: string): Promise<Buffer | null | undefined> {
+    if (!usable(key)) return undefined
+    const value = await failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
+    // A MOVED on the way (a failover the slot map had not caught yet) moved the map: the answer came from a
+    // primary that was not checked, and is dropped.
+    return usable(key) ? value : undefined
+  }
+  /** Reads of one key in flight: who waits for the GET after the one sent. */
+  interface KeyReads { waiters: Array<(value: Buffer | null | undefined) => void> | null }
+  const reading = new Map<string, KeyReads>()
+  async function readRound (key: string, state: KeyReads): Promise<Buffer | null | undefined> {
+    let value: Buffer | null | undefined
+    try {
+      value = await getOnce(key)
+    } catch {
+      value = undefined
+    }
+    const waiters = state.waiters
+    state.waiters = null
+    if (waiters === null) {
+      reading.delete(key)
+    } else if (value === undefined) {
+      // The cache could not answer: those waiting fall back to PostgreSQL now rather than wait for another GET.
+      reading.delete(key)
+      for (const w of waiters) w(undefined)
+    } else {
+      void readRound(key, state).then((next) => { for (const w of waiters) w(next) })
+    }
+    return value
+  }
+
   const store = {
     ttlSeconds,
     metrics,
@@ -86,13 +118,19 @@ export function createCacheStore (opts: {
     /** Called on every (re)connection. */
     onReady (listener: () => void): void { redis?.on('ready', listener) },
 
-    /** The stored bytes: null when absent, undefined when the cache cannot answer. */
-    async get (key: string): Promise<Buffer | null | undefined> {
-      if (!usable(key)) return undefined
-      const value = await failures.attempt<Buffer | null | undefined>('get', undefined, () => redis!.getBuffer(key))
-      // A MOVED on the way (a failover the slot map had not caught yet) moved the map: the answer came from a
-      // primary that was not checked, and is dropped.
-      return usable(key) ? value : undefined
+    /**
+     * The stored bytes: null when absent, undefined when the cache cannot answer. Concurrent reads of one key share
+     * GETs, but a read never joins a GET sent before it began (its answer may predate an invalidation that has
+     * completed since): it waits for the next one, sent as soon as the one in flight returns. So a read's answer
+     * is always from a GET that Redis ran after the read began, and a key read by many requests at once costs about
+     * one GET per round trip instead of one per request.
+     */
+    get (key: string): Promise<Buffer | null | undefined> {
+      const inFlight = reading.get(key)
+      if (inFlight) return new Promise((resolve) => (inFlight.waiters ??= []).push(resolve))
+      const state: KeyReads = { waiters: null }
+      reading.set(key, state)
+      return readRound(key, state)
     },
 
     /** SET … EX; false when the cache could not store it. */
