@@ -1,13 +1,12 @@
-import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
-import { alerts, units } from '../../src/db/schema.js'
-import { rows } from '../../src/infra/postgres.js'
+import { alerts } from '../../src/db/schema.js'
 import { HEADER_BYTES } from '../../src/features/dashboard/envelope.js'
 import { clusterSlot } from '../../src/lib/cluster-slot.js'
 import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
-import { connectClient, runEventStream } from '../helpers/event-stream.js'
+import { connectClient } from '../helpers/event-stream.js'
+import { expectFreshThroughFailover, streamThroughPrimaryKill, type FailoverStreamResult } from '../helpers/failover-stream.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
 import { freePort, startRedisCluster, startTcpProxy, waitFor, type RedisClusterHandle } from '../helpers/redis.js'
 
@@ -130,55 +129,22 @@ describe('Redis Cluster failover', () => {
     const fx = f!
     expect(clusterSlot(A!.app.dashboard.keys.fence(fx.org.id))).not.toBe(clusterSlot(`{${prefix}bull}`))
     const token = A!.app.tokens.sign({ sub: 'viewer', orgs: { [fx.org.id]: 'viewer' } })
-    const headers = { authorization: `Bearer ${token}` }
-    const cacheOf = async (base: string) => (await fetch(`${base}/api/orgs/${fx.org.id}/dashboard/units/status`, { headers })).headers.get('x-cache')
-
-    let killedAt = -1
-    let failedOverAt = -1
-    let resumedAt = -1
-    let resumedRound = -1
-    const t = performance.now()
-    const figures = await runEventStream({
-      bases: [A!.base, B!.base],
-      fixture: fx,
-      token,
-      roundTimeoutMs: 4000,
-      ingest: async (readings) => (await A!.app.inject({
-        method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: readings.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })) }
-      })).statusCode,
-      between: async (round) => {
-        if (round === 40) {
-          killedAt = performance.now() - t
-          await cluster.kill(queueSlotPrimary)
-        } else if (killedAt >= 0 && failedOverAt < 0) {
-          if (await cluster.primaryOf(A!.app.dashboard.keys.fence(fx.org.id)).catch(() => queueSlotPrimary) !== queueSlotPrimary) failedOverAt = performance.now() - t
-        } else if (failedOverAt >= 0 && resumedAt < 0) {
-          // The failover fence lifts one TTL (5 s here) after each instance saw the new primary.
-          if (await cacheOf(A!.base) === 'hit' && await cacheOf(B!.base) === 'hit') {
-            resumedAt = performance.now() - t
-            resumedRound = round
-          }
-        }
-      },
-      until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800
-    })
-    // One more reading after everything: its evaluation catches up whatever a lost queue job left behind.
-    const last = new Date()
-    await A!.app.inject({ method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: last.toISOString() }] } })
-    await waitFor(async () => (await db.db.select().from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.lastReadingAt?.getTime() === last.getTime(), 15_000, 'the last reading evaluated')
-    const [stored] = await rows<{ n: number }>(db.db, sql`select count(*)::int as n from sensor_readings where organization_id = ${fx.org.id}`)
-    await closeAll()
-    await recover(queueSlotPrimary)
-    console.log('cluster: primary killed mid-stream', JSON.stringify({ ...figures, readingsStored: stored!.n - 1, killedAtMs: Math.round(killedAt), failedOverAtMs: Math.round(failedOverAt), resumedAtMs: Math.round(resumedAt) }))
-    expect(figures.failedReads).toEqual([])
-    expect(figures.staleReads).toEqual([])
-    expect(figures.stale).toBe(0)
-    expect(stored!.n - 1).toBe(figures.readingsSent)
-    expect(failedOverAt).toBeGreaterThan(killedAt)
-    expect(resumedAt).toBeGreaterThan(failedOverAt)
-    expect(figures.events).toBeGreaterThanOrEqual(200)
-    // Reads through the outage went to PostgreSQL; reads before and after it were served from the cache.
-    expect(figures.outcomes.bypass).toBeGreaterThan(0)
-    expect(figures.outcomes.hit).toBeGreaterThan(0)
+    let r: FailoverStreamResult
+    try {
+      r = await streamThroughPrimaryKill({
+        writer: A!.app,
+        bases: [A!.base, B!.base],
+        db: db.db,
+        fixture: fx,
+        token,
+        kill: () => cluster.kill(queueSlotPrimary),
+        failedOver: async () => await cluster.primaryOf(A!.app.dashboard.keys.fence(fx.org.id)).catch(() => queueSlotPrimary) !== queueSlotPrimary
+      })
+    } finally {
+      await closeAll()
+      await recover(queueSlotPrimary)
+    }
+    console.log('cluster: primary killed mid-stream', JSON.stringify({ ...r.figures, readingsStored: r.readingsStored, killedAtMs: r.killedAtMs, failedOverAtMs: r.failedOverAtMs, resumedAtMs: r.resumedAtMs }))
+    expectFreshThroughFailover(r)
   }, 240_000)
 })
