@@ -7,8 +7,9 @@ export async function serve (argv: string[], config: () => Config): Promise<void
   const cfg = config()
   const port = values.port === undefined ? cfg.PORT : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${values.port}`)
-  const worker = !values['no-worker']
-  await startServer({ config: cfg, port, worker, sweeper: worker })
+  // The sweeper runs everywhere: idle while the queue's workers take jobs, it sweeps and reconciles here when Redis is
+  // down or no worker takes jobs (src/features/evaluation/service.ts `localUpkeep`).
+  await startServer({ config: cfg, port, worker: !values['no-worker'], sweeper: true })
 }
 
 /** The queue worker and the sweeper without the HTTP API (still answers /health on PORT). */

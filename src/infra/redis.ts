@@ -115,6 +115,12 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
     /** Sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a cluster: a message goes to one shard, not to every node. */
     sharded: mode === 'cluster',
     connection,
+    /** Drops a connection made by `connection` (e.g. a replaced worker's), now, without waiting for replies. */
+    release (conn: RedisClient): void {
+      const i = connections.indexOf(conn)
+      if (i >= 0) connections.splice(i, 1)
+      conn.disconnect()
+    },
     /** The options a connection for `purpose` is made with (for one server). */
     options: (purpose: RedisPurpose): RedisOptions => ({ ...base, ...byPurpose[purpose] }),
     async close () {

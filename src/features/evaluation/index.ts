@@ -11,15 +11,16 @@ export interface EvaluationPluginOptions {
   /** Run the queue's workers (evaluation jobs, the offline sweep job) in this process (`serve` without --no-worker). */
   worker?: boolean
   /**
-   * The local sweep timer: with a queue it sweeps only while the queue is unavailable (time must still move unit
-   * states when Redis is down); without Redis it is the only sweeper. Off in tests, which sweep by hand.
+   * The local sweep timer (`localUpkeep`): with a queue it sweeps and reconciles only while the queue is unavailable
+   * or stalled (time must still move unit states, and accepted readings must still be evaluated, when Redis is down
+   * or no worker takes jobs); without Redis it is the only sweeper. Off in tests, which sweep by hand.
    */
   sweeper?: boolean
 }
 
 /** Decorates `evaluation` (queue, else inline) and runs the workers and the sweep timer this process is asked to. */
 export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOptions) {
-  const evaluation = createEvaluation({ db: app.db, clock: app.clock, queue: app.queue, monitoring: app.monitoring, metrics: app.metrics, log: app.log })
+  const evaluation = createEvaluation({ db: app.db, clock: app.clock, queue: app.queue, monitoring: app.monitoring, metrics: app.metrics, log: app.log, stallSeconds: app.config.QUEUE_STALL_SECONDS })
   app.decorate('evaluation', evaluation)
   const { queue, monitoring } = app
 
@@ -37,17 +38,16 @@ export default fp(async function evaluationPlugin (app, opts: EvaluationPluginOp
   if (opts.sweeper) {
     const timer = createSweepTimer({
       // Without the queue, time must still move unit states and unevaluated readings must still be caught up.
-      sweep: async () => {
-        if (queue?.ready()) return
-        await monitoring.sweep()
-        await evaluation.reconcile()
-      },
+      sweep: async () => { await evaluation.localUpkeep() },
       intervalMs: app.config.SWEEP_INTERVAL_SECONDS * 1000,
       log: app.log.child({ component: 'sweeper' })
     })
     app.addHook('onReady', async () => { timer.start() })
     app.addHook('onClose', async () => { await timer.stop() })
-    // Partitions ahead and retention, likewise: the queue's repeatable job, else this timer (once at start too).
+  }
+  // Partitions ahead and retention, likewise: the queue's repeatable job, else this timer (once at start too), in the
+  // processes that work the queue (an API-only instance leaves the DDL to them).
+  if (opts.sweeper && (opts.worker || !queue)) {
     const maintainer = createSweepTimer({
       sweep: async () => { if (!queue?.ready()) await app.maintenance.run() },
       intervalMs: MAINTAIN_EVERY_MS,

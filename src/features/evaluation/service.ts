@@ -23,12 +23,35 @@ export function createEvaluation (opts: {
   monitoring: MonitoringService
   metrics: Metrics
   log: FastifyBaseLogger
+  /** QUEUE_STALL_SECONDS: a job waiting longer means no worker is taking jobs. */
+  stallSeconds: number
 }) {
   const { db, clock, queue, monitoring, metrics } = opts
   const log = opts.log.child({ component: 'evaluation' })
   const m = metricsOn(metrics.registry)
   const reconciled = m.counter({ name: 'coldboard_readings_reconciled_units_total', help: 'Units whose stored readings were found unevaluated and evaluated by the reconciler' })
   const unresolvable = m.counter({ name: 'coldboard_jobs_unresolvable_total', help: 'Evaluation jobs naming an organization or units that do not exist (failed, never completed)' })
+  const localUpkeeps = m.counter({ name: 'coldboard_local_upkeep_total', help: 'Sweeper ticks that swept and reconciled in this process because the queue was unavailable or stalled', labelNames: ['reason'] })
+  const workerRestarts = m.counter({ name: 'coldboard_queue_worker_restarts_total', help: "This process's queue workers replaced because jobs waited past QUEUE_STALL_SECONDS while they took none" })
+
+  /** Evaluates the units whose readings were stored but never evaluated; how many. */
+  async function reconcile (): Promise<number> {
+    const found = await findUnevaluated(db, new Date(clock.now().getTime() - RECONCILE_GRACE_MS))
+    let units = 0
+    for (const [orgId, unitIds] of found) {
+      try {
+        await monitoring.processUnits(orgId, unitIds)
+        units += unitIds.length
+      } catch (err) {
+        log.error({ err, organizationId: orgId }, 'reconciliation failed; retried next period')
+      }
+    }
+    if (units > 0) {
+      reconciled.inc(units)
+      log.warn({ units }, 'evaluated readings that had been stored but not evaluated')
+    }
+    return units
+  }
 
   return {
     async submit (job: ProcessJob): Promise<'queue' | 'inline'> {
@@ -58,24 +81,35 @@ export function createEvaluation (opts: {
       await monitoring.processUnits(job.organizationId, ids)
     },
 
-    /** Evaluates the units whose readings were stored but never evaluated; how many. */
-    async reconcile (): Promise<number> {
-      const found = await findUnevaluated(db, new Date(clock.now().getTime() - RECONCILE_GRACE_MS))
-      let units = 0
-      for (const [orgId, unitIds] of found) {
-        try {
-          await monitoring.processUnits(orgId, unitIds)
-          units += unitIds.length
-        } catch (err) {
-          log.error({ err, organizationId: orgId }, 'reconciliation failed; retried next period')
+    /**
+     * One tick of the local sweeper. While the queue's workers take jobs it does nothing (the repeatable jobs
+     * sweep and reconcile). When Redis is unavailable, or jobs have waited past QUEUE_STALL_SECONDS (every
+     * worker gone or stuck), it sweeps and reconciles here, so time still moves unit states and accepted
+     * readings still get evaluated; and if this process's own worker took no job meanwhile, it is replaced.
+     */
+    async localUpkeep (): Promise<'queue' | 'unavailable' | 'stalled'> {
+      let reason: 'unavailable' | 'stalled' = 'unavailable'
+      if (queue?.ready()) {
+        const stats = await queue.stats()
+        if (stats !== null && stats.oldestWaitingSeconds <= opts.stallSeconds) return 'queue'
+        if (stats !== null) {
+          reason = 'stalled'
+          log.warn({ oldestWaitingSeconds: stats.oldestWaitingSeconds, waiting: stats.waiting }, 'evaluation jobs wait past QUEUE_STALL_SECONDS: sweeping and reconciling in this process')
+          const idle = queue.workerIdleMs()
+          if (idle !== null && idle > opts.stallSeconds * 1000) {
+            log.warn({ idleSeconds: Math.round(idle / 1000) }, "this process's queue worker took no job meanwhile: replacing it")
+            if (await queue.restartWorkers()) workerRestarts.inc()
+          }
         }
       }
-      if (units > 0) {
-        reconciled.inc(units)
-        log.warn({ units }, 'evaluated readings that had been stored but not evaluated')
-      }
-      return units
-    }
+      localUpkeeps.inc({ reason })
+      await monitoring.sweep()
+      await reconcile()
+      return reason
+    },
+
+    /** Evaluates the units whose readings were stored but never evaluated; how many. */
+    reconcile
   }
 }
 export type Evaluation = ReturnType<typeof createEvaluation>

@@ -1,6 +1,6 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisInfra } from '../../infra/redis.js'
+import type { RedisClient, RedisInfra } from '../../infra/redis.js'
 
 export interface ProcessJob { organizationId: string, unitIds: string[] }
 
@@ -74,6 +74,54 @@ export function createIngestionQueue (opts: {
   maintenance.on('error', (err) => log.debug({ err: err.message }, 'maintenance queue error'))
   const workers: Worker[] = []
   let closed = false
+  let startedHandlers: MaintenanceHandlers | null = null
+  /** When this process's evaluation worker last took a job (or was started): how a stuck worker is told from an idle one. */
+  let lastTakenAt = 0
+
+  /** The workers' own connections (BullMQ does not close a connection it was given). */
+  const workerConnections: RedisClient[] = []
+
+  function createWorkers (handlers: MaintenanceHandlers): void {
+    const connection = opts.redis.connection('worker')
+    const upkeepConnection = opts.redis.connection('worker')
+    workerConnections.push(connection, upkeepConnection)
+    const worker = new Worker<ProcessJob>(INGESTION_QUEUE, async (job: Job<ProcessJob>) => {
+      try {
+        await handlers.process(job.data)
+      } catch (err) {
+        if (err instanceof UnresolvableJobError) throw new UnrecoverableError(err.message)
+        throw err
+      }
+    }, {
+      connection, prefix: opts.prefix, concurrency: 4
+    })
+    lastTakenAt = Date.now()
+    worker.on('active', () => { lastTakenAt = Date.now() })
+    const upkeep = new Worker(MAINTENANCE_QUEUE, async (job: Job) => {
+      if (job.name === 'reconcile') await handlers.reconcile()
+      else if (job.name === 'maintain') await handlers.maintain?.()
+      else await handlers.sweep()
+    }, { connection: upkeepConnection, prefix: opts.prefix, concurrency: 1 })
+    for (const w of [worker, upkeep]) {
+      w.on('error', (err) => log.debug({ err: err.message }, 'worker error'))
+      w.on('failed', (job, err) => {
+        const final = err.name === 'UnrecoverableError' || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1))
+        // A job out of attempts is left in the failed set; its readings are found again by the reconciler.
+        if (final) log.error({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed for good')
+        else log.warn({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed, will retry')
+      })
+      workers.push(w)
+    }
+  }
+
+  /** Closes the workers, waiting for their jobs within bounds, then without waiting. */
+  async function closeWorkers (): Promise<void> {
+    const closing = workers.splice(0)
+    if (!await settlesWithin(Promise.allSettled(closing.map((w) => w.close())), CLOSE_TIMEOUT_MS)) {
+      log.warn('workers did not close in time; closing them without waiting for their jobs')
+      await settlesWithin(Promise.allSettled(closing.map((w) => w.close(true))), CLOSE_TIMEOUT_MS)
+    }
+  }
 
   return {
     queue,
@@ -103,32 +151,8 @@ export function createIngestionQueue (opts: {
      * all workers: each runs once per period.
      */
     async startWorkers (handlers: MaintenanceHandlers): Promise<void> {
-      const connection = opts.redis.connection('worker')
-      const worker = new Worker<ProcessJob>(INGESTION_QUEUE, async (job: Job<ProcessJob>) => {
-        try {
-          await handlers.process(job.data)
-        } catch (err) {
-          if (err instanceof UnresolvableJobError) throw new UnrecoverableError(err.message)
-          throw err
-        }
-      }, {
-        connection, prefix: opts.prefix, concurrency: 4
-      })
-      const upkeep = new Worker(MAINTENANCE_QUEUE, async (job: Job) => {
-        if (job.name === 'reconcile') await handlers.reconcile()
-        else if (job.name === 'maintain') await handlers.maintain?.()
-        else await handlers.sweep()
-      }, { connection: opts.redis.connection('worker'), prefix: opts.prefix, concurrency: 1 })
-      for (const w of [worker, upkeep]) {
-        w.on('error', (err) => log.debug({ err: err.message }, 'worker error'))
-        w.on('failed', (job, err) => {
-          const final = err.name === 'UnrecoverableError' || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1))
-          // A job out of attempts is left in the failed set; its readings are found again by the reconciler.
-          if (final) log.error({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed for good')
-          else log.warn({ jobId: job?.id, queue: w.name, err: err.message }, 'job failed, will retry')
-        })
-        workers.push(w)
-      }
+      startedHandlers = handlers
+      createWorkers(handlers)
       const schedule = async () => {
         try {
           await maintenance.upsertJobScheduler(SWEEP_SCHEDULER, { every: opts.sweepEverySeconds * 1000 }, {
@@ -169,6 +193,27 @@ export function createIngestionQueue (opts: {
       }
     },
 
+    /** This process's running workers (evaluation, then maintenance), for diagnostics and tests. */
+    workers: (): readonly Worker[] => [...workers],
+
+    /** How long this process's evaluation worker has gone without taking a job; null when it runs no workers. */
+    workerIdleMs: (now = Date.now()): number | null => startedHandlers && workers.length > 0 ? now - lastTakenAt : null,
+
+    /**
+     * Replaces this process's workers with new ones on new connections. For a worker that stopped taking jobs
+     * while its connection looks ready (seen after a Redis Cluster outage: jobs waited over a minute): the
+     * watchdog calls it when jobs wait past QUEUE_STALL_SECONDS and this worker took none meanwhile. A job the
+     * old worker still held is retried by BullMQ's stalled-job check; evaluation is idempotent.
+     */
+    async restartWorkers (): Promise<boolean> {
+      if (closed || !startedHandlers) return false
+      await closeWorkers()
+      for (const c of workerConnections.splice(0)) opts.redis.release(c)
+      if (closed) return false
+      createWorkers(startedHandlers)
+      return true
+    },
+
     async healthCheck (): Promise<{ ok: boolean, latencyMs: number }> {
       const start = performance.now()
       let ok = false
@@ -189,10 +234,7 @@ export function createIngestionQueue (opts: {
     async close (): Promise<void> {
       if (closed) return
       closed = true
-      if (!await settlesWithin(Promise.allSettled(workers.map((w) => w.close())), CLOSE_TIMEOUT_MS)) {
-        log.warn('workers did not close in time; closing them without waiting for their jobs')
-        await settlesWithin(Promise.allSettled(workers.map((w) => w.close(true))), CLOSE_TIMEOUT_MS)
-      }
+      await closeWorkers()
       if (!await settlesWithin(Promise.allSettled([queue.close(), maintenance.close()]), CLOSE_TIMEOUT_MS)) log.warn('queues did not close in time')
     }
   }
