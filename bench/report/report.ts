@@ -30,6 +30,8 @@ export interface BenchInputs {
   machine: Machine
   workload: Workload
   cacheTtlSeconds: number
+  /** The cache-on run's queue worker ran in a process of its own (`--worker-process`). */
+  workerProcess: boolean
   pg: { source: PgStatsSource, note: string }
   cached: RunResult
   uncached: RunResult
@@ -95,7 +97,7 @@ export function buildReport (i: BenchInputs) {
     smoke: i.smoke,
     machine: i.machine,
     benchSeconds: Math.round(i.seconds),
-    workload: { ...i.workload, description: describeWorkload(i.workload), instances: 1, cacheTtlSeconds: i.cacheTtlSeconds },
+    workload: { ...i.workload, description: describeWorkload(i.workload), instances: 1, workerProcess: i.workerProcess, cacheTtlSeconds: i.cacheTtlSeconds },
     hitRate,
     dbQueryReduction,
     dbStats: {

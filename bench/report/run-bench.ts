@@ -37,6 +37,8 @@ the latency plot. docs/PERFORMANCE.md explains the figures.
   --connections N (10)  --micro-duration S (6)  --micro-rounds N (3)   autocannon, per hit-path scenario
   --invalidation-keys N (1000000)  --invalidation-iterations N (300)
   --service-env NAME=value      set for coldboard serve in both runs (repeatable), e.g. CACHE_REFRESH=false
+  --worker-process              cache on: the queue worker in a process of its own and \`serve --no-worker\` (deploy/'s
+                                topology); cache off has no queue, so it evaluates in the API process either way
   --render-only                 rewrite report.md (and the docs with --update-docs) from DIR/report.json
 ${workloadUsage}
 `
@@ -75,7 +77,8 @@ export function parseBenchArgs (argv: string[]) {
         'micro-rounds': { type: 'string' },
         'invalidation-keys': { type: 'string' },
         'invalidation-iterations': { type: 'string' },
-        'service-env': { type: 'string', multiple: true }
+        'service-env': { type: 'string', multiple: true },
+        'worker-process': { type: 'boolean', default: false }
       }
     }).values
   } catch (err) {
@@ -104,6 +107,7 @@ export function parseBenchArgs (argv: string[]) {
     microRounds: int('micro-rounds', smoke ? 1 : 3, 1, 20),
     invalidationKeys: int('invalidation-keys', smoke ? 10_000 : 1_000_000, 0, 20_000_000),
     invalidationIterations: int('invalidation-iterations', smoke ? 20 : 300, 1, 100_000),
+    workerProcess: values['worker-process'] === true,
     serviceEnv: Object.fromEntries(((values['service-env'] ?? []) as string[]).map((kv) => {
       const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(kv)
       if (!m) throw new Error(`bench: --service-env takes NAME=value, got "${kv}"`)
@@ -150,9 +154,9 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
     const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS), ...a.serviceEnv }
     if (Object.keys(a.serviceEnv).length > 0) log(`service environment added: ${JSON.stringify(a.serviceEnv)}`)
     const run = async (label: string, redisUrl: string | null, atEnd?: () => Promise<void>): Promise<RunResult> => {
-      const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, dataDir, env, log })
+      const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, workerProcess: a.workerProcess, dataDir, env, log })
       try {
-        return await runWorkload({ label, workload: a.workload, targets: service.urls, orgs, jwtSecret, confirmMinutes: RULES.confirmMinutes, pgStats: pgStats!, atEnd, log })
+        return await runWorkload({ label, workload: a.workload, targets: service.urls, alsoScrape: service.workerUrl ? [service.workerUrl] : [], orgs, jwtSecret, confirmMinutes: RULES.confirmMinutes, pgStats: pgStats!, atEnd, log })
       } finally {
         await service.stop()
       }
@@ -200,6 +204,7 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
       },
       workload: a.workload,
       cacheTtlSeconds: TTL_SECONDS,
+      workerProcess: a.workerProcess,
       pg: { source: pgStats.source, note: pgStats.note },
       cached,
       uncached,

@@ -17,6 +17,8 @@ export interface RunOptions {
   label: string
   workload: Workload
   targets: string[]
+  /** Processes scraped for /metrics besides the targets (a worker of its own: its evaluation, invalidation and refresh figures). */
+  alsoScrape?: string[]
   orgs: SeededOrg[]
   jwtSecret: string
   confirmMinutes: number
@@ -101,7 +103,7 @@ export async function runWorkload (o: RunOptions) {
     await viewers.connect()
     viewers.startPolling()
     await sleep(w.pollSeconds * 1000)
-    const m0 = await scrape(http, o.targets)
+    const m0 = await scrape(http, [...o.targets, ...(o.alsoScrape ?? [])])
     const s2 = await o.pgStats?.snapshot()
     recorder.start()
     loop.enable()
@@ -111,7 +113,7 @@ export async function runWorkload (o: RunOptions) {
     recorder.stop()
     loop.disable()
     const seconds = (performance.now() - started) / 1000
-    const m1 = await scrape(http, o.targets)
+    const m1 = await scrape(http, [...o.targets, ...(o.alsoScrape ?? [])])
     const s3 = await o.pgStats?.snapshot()
     await o.atEnd?.()
     await viewers.stop()

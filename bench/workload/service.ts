@@ -14,6 +14,11 @@ export interface ServiceOptions {
   redisUrl: string | null
   jwtSecret: string
   instances: number
+  /**
+   * The queue worker in a process of its own (`coldboard worker`), the API instances with `serve --no-worker`:
+   * deploy/'s topology. Only with Redis (without it evaluation runs inline in the API, and there is no queue).
+   */
+  workerProcess?: boolean
   dataDir: string
   /** Extra environment, e.g. CACHE_TTL_SECONDS. */
   env?: Record<string, string>
@@ -22,9 +27,10 @@ export interface ServiceOptions {
 
 /**
  * Starts `instances` × `node bin/coldboard.js serve` (each with its queue worker and sweeper, as a
- * default deployment runs), on free ports of 127.0.0.1, and waits until each answers /health/ready.
+ * default deployment runs; with `workerProcess`, `serve --no-worker` and one `coldboard worker`, as deploy/ runs),
+ * on free ports of 127.0.0.1, and waits until each answers /health/ready.
  */
-export async function startService (opts: ServiceOptions): Promise<{ urls: string[], stop: () => Promise<void> }> {
+export async function startService (opts: ServiceOptions): Promise<{ urls: string[], workerUrl: string | null, stop: () => Promise<void> }> {
   // The parent's coldboard variables must not leak into the children: they get exactly these.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in envSchema.shape)))
   const env: Record<string, string | undefined> = {
@@ -40,7 +46,8 @@ export async function startService (opts: ServiceOptions): Promise<{ urls: strin
     ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : { REDIS_DISABLED: 'true' }),
     ...opts.env
   }
-  const children: Array<{ proc: ChildProcess, url: string, exited: Promise<number | null>, stderr: string[] }> = []
+  const children: Array<{ proc: ChildProcess, url: string, exited: Promise<number | null>, stderr: string[], api: boolean }> = []
+  const separateWorker = opts.workerProcess === true && opts.redisUrl !== null
   const stop = async () => {
     await Promise.all(children.map(async (c) => {
       if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGTERM')
@@ -50,9 +57,11 @@ export async function startService (opts: ServiceOptions): Promise<{ urls: strin
     }))
   }
   try {
-    for (let i = 0; i < opts.instances; i++) {
+    const roles = [...Array.from({ length: opts.instances }, () => 'api' as const), ...(separateWorker ? ['worker' as const] : [])]
+    for (const role of roles) {
       const port = await freePort()
-      const proc = spawn(process.execPath, [bin, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+      const args = role === 'worker' ? ['worker', '--port', String(port)] : ['serve', '--port', String(port), ...(separateWorker ? ['--no-worker'] : [])]
+      const proc = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
       running.add(proc)
       const stderr: string[] = []
       proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -62,7 +71,7 @@ export async function startService (opts: ServiceOptions): Promise<{ urls: strin
         }
       })
       const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { running.delete(proc); resolve(code) }))
-      children.push({ proc, url: `http://127.0.0.1:${port}`, exited, stderr })
+      children.push({ proc, url: `http://127.0.0.1:${port}`, exited, stderr, api: role === 'api' })
     }
     for (const c of children) {
       await waitFor(async () => {
@@ -78,6 +87,7 @@ export async function startService (opts: ServiceOptions): Promise<{ urls: strin
     await stop()
     throw err
   }
-  opts.log(`coldboard: ${children.length} instance(s) at ${children.map((c) => c.url).join(', ')} (${opts.redisUrl ? `Redis ${opts.redisUrl}` : 'REDIS_DISABLED=true'})`)
-  return { urls: children.map((c) => c.url), stop }
+  const apis = children.filter((c) => c.api)
+  opts.log(`coldboard: ${apis.length} instance(s) at ${apis.map((c) => c.url).join(', ')}${separateWorker ? ` (--no-worker) and a worker at ${children.at(-1)!.url}` : ''} (${opts.redisUrl ? `Redis ${opts.redisUrl}` : 'REDIS_DISABLED=true'})`)
+  return { urls: apis.map((c) => c.url), workerUrl: separateWorker ? children.at(-1)!.url : null, stop }
 }

@@ -17,6 +17,7 @@ Seeds the workload into a database of its own, starts coldboard (\`serve\`, a pr
 drives it over HTTP and Socket.io like real clients, and prints what the clients and the service saw.
   --instances N                 coldboard instances to start (default 1), sharing PostgreSQL and Redis
   --no-cache                    start them with REDIS_DISABLED=true
+  --worker-process              the queue worker in a process of its own, the instances with --no-worker (deploy/)
   --redis-url URL               use this Redis instead of a private redis-server (nothing is flushed)
   --database-url URL            PostgreSQL superuser URL (default postgres://postgres:postgres@127.0.0.1:5432/postgres);
                                 with --target: the targets' own database (organizations are added to it)
@@ -37,6 +38,7 @@ export function parseSimulateArgs (argv: string[]) {
         target: { type: 'string' },
         instances: { type: 'string', default: '1' },
         'no-cache': { type: 'boolean', default: false },
+        'worker-process': { type: 'boolean', default: false },
         'redis-url': { type: 'string' },
         'database-url': { type: 'string' },
         database: { type: 'string' },
@@ -61,6 +63,7 @@ export function parseSimulateArgs (argv: string[]) {
     targets,
     instances,
     noCache: values['no-cache'] === true,
+    workerProcess: values['worker-process'] === true,
     redisUrl: typeof values['redis-url'] === 'string' ? values['redis-url'] : null,
     databaseUrl: typeof values['database-url'] === 'string' ? values['database-url'] : 'postgres://postgres:postgres@127.0.0.1:5432/postgres',
     database: name,
@@ -115,13 +118,14 @@ export async function runSimulate (argv: string[], config: () => Config, print: 
       redisUrl: a.noCache ? null : (a.redisUrl ?? redis!.url),
       jwtSecret,
       instances: a.instances,
+      workerProcess: a.workerProcess,
       dataDir,
       env: { OFFLINE_AFTER_MINUTES: String(rules.offlineAfterMinutes), CONFIRM_MINUTES: String(rules.confirmMinutes) },
       log
     })
     cleanup.unshift(service.stop)
     pgStats = await createPgStats({ adminUrl: a.databaseUrl, databaseUrl, database: a.database })
-    return report(await runWorkload({ label: 'simulate', workload: a.workload, targets: service.urls, orgs, jwtSecret, confirmMinutes: rules.confirmMinutes, pgStats, log }))
+    return report(await runWorkload({ label: 'simulate', workload: a.workload, targets: service.urls, alsoScrape: service.workerUrl ? [service.workerUrl] : [], orgs, jwtSecret, confirmMinutes: rules.confirmMinutes, pgStats, log }))
   } finally {
     await pgStats?.close().catch(() => {})
     for (const fn of cleanup) await fn().catch((err: Error) => log(`simulate: cleanup: ${err.message}`))

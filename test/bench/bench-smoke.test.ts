@@ -68,6 +68,23 @@ describe('coldboard bench --smoke', () => {
     expect(res.stderr).not.toContain('could not drop')
   }, 180_000)
 
+  it("simulate --worker-process: deploy/'s topology, the API with --no-worker and a worker process whose metrics are read too", async () => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/coldboard.js'), 'simulate', '--worker-process', '--json', '--database-url', adminUrl,
+      '--orgs', '1', '--units', '4', '--history-hours', '1', '--viewers', '1', '--poll-seconds', '1', '--duration', '3', '--writers-only', '1',
+      '--reading-interval-seconds', '1'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c })
+    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c })
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    expect(code, stderr).toBe(0)
+    expect(stderr).toMatch(/1 instance\(s\) at http:\/\/127\.0\.0\.1:\d+ \(--no-worker\) and a worker at http:\/\/127\.0\.0\.1:\d+/)
+    const result = JSON.parse(stdout)
+    expect(result.writers.accepted).toBeGreaterThan(0)
+    expect(result.writers.failed).toBe(0)
+    expect(result.service.hits + result.service.misses).toBeGreaterThan(0)
+  }, 180_000)
+
   it('refuses an unknown flag with a one-line reason', async () => {
     const res = await run(['bench', '--smoke', '--frobnicate'])
     expect(res.code).toBe(1)
