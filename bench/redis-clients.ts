@@ -61,7 +61,7 @@ async function main (): Promise<void> {
     await nrt.connect()
     clients.push(
       { name: 'ioredis 5 (coldboard today)', get: (k) => io5.getBuffer(k), close: async () => { io5.disconnect() } },
-      { name: 'ioredis 5, auto-pipelined (coldboard\'s cache connection)', get: (k) => io5p.getBuffer(k), close: async () => { io5p.disconnect() } },
+      { name: 'ioredis 5, auto-pipelined (coldboard\'s cache reads on a cluster)', get: (k) => io5p.getBuffer(k), close: async () => { io5p.disconnect() } },
       { name: 'ioredis 6', get: (k) => io6.getBuffer(k), close: async () => { io6.disconnect() } },
       { name: 'ioredis 6, auto-pipelined', get: (k) => io6p.getBuffer(k), close: async () => { io6p.disconnect() } },
       { name: 'node-redis 5 (@redis/client)', get: (k) => nr.get(k) as Promise<Buffer | null>, close: async () => { nr.destroy() } },

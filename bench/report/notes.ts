@@ -19,6 +19,7 @@ function hitPathSteps (r: Report): Array<{ label: string, loss: number }> {
 const autoGain = (r: Report) => r.hitPath.breakdown.appAuthIoredisGet.reqPerSec > 0
   ? r.hitPath.breakdown.appAuthIoredisAutoPipelined.reqPerSec / r.hitPath.breakdown.appAuthIoredisGet.reqPerSec - 1
   : null
+const p99s = (t: { runs: Array<{ p99: number }> }) => t.runs.map((x) => x.p99).join(', ')
 const signed = (loss: number) => `${loss > 0 ? '−' : '+'}${pct(Math.abs(loss))}`
 
 /**
@@ -31,7 +32,7 @@ function ttlFloor (r: Report): string {
   const floor = entries / r.workload.cacheTtlSeconds
   const off = r.dbStats.serviceCountedLoadsPerSecond.uncached
   if (!off) return ''
-  return `The floor, whatever invalidation does: ${entries.toLocaleString('en-US')} watched entries (${w.orgs} organizations × 4 panels + ${Math.min(w.viewersPerOrg, w.units)} viewers' trends) each loaded once per ${r.workload.cacheTtlSeconds} s TTL is ${floor.toFixed(1)} loads/s, ` +
+  return `The floor, whatever invalidation does: ${entries.toLocaleString('en-US')} watched entries (${w.orgs} organizations × (4 panels + ${Math.min(w.viewersPerOrg, w.units)} viewers' trends)) each loaded once per ${r.workload.cacheTtlSeconds} s TTL is ${floor.toFixed(1)} loads/s, ` +
     `${pct(floor / off)} of the cache-off run's ${off} loads/s: with this TTL the reduction cannot pass ${pct(1 - floor / off)} even with no events at all.`
 }
 
@@ -75,7 +76,8 @@ export function closingNotes (r: Report): string[] {
           `Misses: server p99 ${on.service.requestMs.miss.p99 ?? '–'} ms (overview loads p50 ${stats.p50 ?? '–'} ms, p99 ${stats.p99 ?? '–'} ms); worst panel ${worst} (p99 ${r.latencyMs.cached[worst].p99} ms). ` +
           (hits.p99 > 10
             ? `The tail is not the misses (${pct(notHits)} of requests): the hits themselves have it. A hit is a Redis GET and a few hundred microseconds of CPU; its p99 is the time a request waits for a core on 2 cores that run PostgreSQL, Redis, the service's worker and Socket.io emits, and the simulator (its own event-loop delay p99: ${on.simulatorEventLoopDelayMs.p99} ms). ` +
-              'What would close it: nothing in the cache — cores of the service\'s own (the simulator and PostgreSQL elsewhere), or the worker in its own process as in deploy/ so that evaluation, refresh reloads and emits do not share the API\'s event loop.'
+              'A CPU profile of the service under W1 puts about a fifth of its time in socket writes to PostgreSQL for ingestion and evaluation, which the hits queue behind. ' +
+              'What would close it: nothing in the cache — cores of the service\'s own (the simulator and PostgreSQL elsewhere); on these 2 cores the worker in a process of its own (`--worker-process`, as deploy/ runs it) was tried and made hits slower, the extra process competing for the same cores.'
             : `With ${pct(notHits)} of requests not hits, the p99 over every request is a miss's latency whenever that share is above 1 %. ` +
               'What would close it: the hit rate above 99 % (the misses left, above), or misses under 10 ms on this machine.'))
         break
@@ -107,17 +109,19 @@ export function closingNotes (r: Report): string[] {
             ? 'The app-wide steps run on every request (the JSON security headers, routing, the remembered JWT, the request budget, the :orgId check, the response hooks); a flame graph under autocannon puts most of what is left in Fastify\'s request and reply path and the socket writes. ' +
               'What would close it: fewer hooks per request (authorization folded into one onRequest hook), and the cache read\'s own work'
             : 'What would close it: profile the cache read under autocannon (a flame graph) and trim the per-hit work (the guard\'s latency histogram, the request-duration histogram, the headers schema)') +
-          (r.hitPath.cacheConnectionAutoPipelining ? '' : `; turn on ioredis auto-pipelining for the cache connection (measured here: ${signed(-(autoGain(r) ?? 0))} requests/s on the GET step)`) + '.')
+          `. Auto-pipelining the GET changed its step's throughput by ${signed(-(autoGain(r) ?? 0))} here, p99 ${p99s(r.hitPath.breakdown.appAuthIoredisAutoPipelined)} ms against ${p99s(r.hitPath.breakdown.appAuthIoredisGet)} ms per round: coldboard's cache connection ${r.hitPath.cacheConnectionAutoPipelining ? 'is' : 'is not'} auto-pipelined on one server.`)
         break
       }
       case 'peers': {
         const faster = Object.entries(r.peers).filter(([, p]) => p.ratioToColdboard > 1)
-        const auto = r.hitPath.breakdown.appAuthIoredisAutoPipelined.reqPerSec
+        const getStep = r.hitPath.cacheConnectionAutoPipelining ? r.hitPath.breakdown.appAuthIoredisAutoPipelined : r.hitPath.breakdown.appAuthIoredisGet
+        const auto = getStep.reqPerSec
+        const getLabel = r.hitPath.cacheConnectionAutoPipelining ? 'a bare auto-pipelined ioredis GET' : 'a bare ioredis GET'
         const route = hitPathSteps(r).at(-1)!
         out.push(`- **A peer was faster on the hit path: ${faster.map(([n, p]) => `${n} ${p.ratioToColdboard} ×`).join(', ')}.** All of them run on coldboard's app behind the same hooks, ` +
           'so the difference is the cache read. ' +
-          faster.map(([n, p]) => `${n}'s whole read (its client's GET, JSON parse and re-serialisation included) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × a bare auto-pipelined ioredis GET`).join('; ') +
-          ` — cache-manager's wrap() coalesces concurrent calls for a key into one store read, hits included, so a request may take the answer of a GET sent before it began (before an invalidation it could know of: not safe for coldboard's promise across instances); coldboard shares GETs only with reads that began before the GET was sent, which costs the joiners up to one more round trip. coldboard's route and cache service ${route.loss >= 0 ? `take ${pct(route.loss)} off` : `add ${pct(-route.loss)} to`} the throughput of a bare auto-pipelined GET. ` +
+          faster.map(([n, p]) => `${n}'s whole read (its client's GET, JSON parse and re-serialisation included) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × ${getLabel}`).join('; ') +
+          ` (cache-manager through get-then-set: its wrap() would hand a request the answer of a GET sent before the request began, which coldboard's promise across instances forbids). coldboard's route and cache service ${route.loss >= 0 ? `take ${pct(route.loss)} off` : `add ${pct(-route.loss)} to`} the throughput of ${getLabel}. ` +
           'What would close it: a leaner client path for the hit GET — node-redis is 2.15 × ioredis in isolation but 0.45 × with the per-command timeout a cache read needs (bench/redis-clients.ts, docs/caching.md) — then less per-hit work in the route (the guard\'s latency histogram, the request-duration histogram). ' +
           'Ratios within a few percent of 1 are inside this machine\'s run-to-run noise (see the rounds).')
         break

@@ -10,14 +10,15 @@ export type PeerName = typeof peerNames[number]
 
 export const peerDescriptions: Record<PeerName, string> = {
   bentocache: 'bentocache (Redis L2 driver only, no in-process L1: the same read path, one Redis GET per hit)',
-  cacheManager: 'cache-manager 7 + Keyv + @keyv/redis (node-redis client)'
+  cacheManager: 'cache-manager 7 + Keyv + @keyv/redis (node-redis client); get, then set on a miss (not wrap(): it hands a request the answer of a GET sent before the request began)'
 }
 
 /**
  * The cached-hit read path through each peer library, on coldboard's own app (the same plugins, hooks,
  * JWT check and :orgId authorization as its dashboard routes), reading the same payload from the same
- * Redis: GET /api/orgs/:orgId/bench-peer/<name>. Each library is used as its documentation shows
- * (get-or-set returning the value, which Fastify serialises); coldboard sends its stored JSON text as is.
+ * Redis: GET /api/orgs/:orgId/bench-peer/<name>. Each library is used as its documentation shows (get-or-set
+ * returning the value, which Fastify serialises), in its fastest configuration that is still correct across
+ * instances; coldboard sends its stored JSON text as is.
  */
 export async function registerPeerRoutes (app: FastifyInstance, o: { redisUrl: string, payload: () => unknown, ttlSeconds: number }) {
   const url = new URL(o.redisUrl)
@@ -37,8 +38,17 @@ export async function registerPeerRoutes (app: FastifyInstance, o: { redisUrl: s
   })
   app.get('/api/orgs/:orgId/bench-peer/cacheManager', { schema: { params, hide: true } }, async (req) => {
     const { orgId } = req.params as { orgId: string }
-    return cacheManager.wrap(`peer:overview:${orgId}`, factory, ttlMs)
+    // Its fastest configuration that keeps coldboard's promise across instances: wrap() coalesces every call for a
+    // key onto one in flight, so a request that began after an invalidation (and its event) could be handed the
+    // answer of a GET that Redis ran before it. get-then-set is what wrap() does without that sharing.
+    const key = `peer:overview:${orgId}`
+    const hit = await cacheManager.get(key)
+    if (hit !== undefined && hit !== null) return hit
+    const value = factory()
+    await cacheManager.set(key, value, ttlMs)
+    return value
   })
+
   return {
     path: (orgId: string, name: PeerName) => `/api/orgs/${orgId}/bench-peer/${name}`,
     async close () {

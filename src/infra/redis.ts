@@ -7,7 +7,7 @@ declare module 'fastify' {
 }
 
 /**
- * What each connection is for. On a cluster the cache uses three: `cache` reads entries (auto-pipelined),
+ * What each connection is for. On a cluster the cache uses three: `cache` reads entries (auto-pipelined there),
  * `cache-fill` writes them and follows no redirection (the failover fence checks the primary a write goes to
  * before it is sent: src/features/cache/failover-fence.ts), `cache-write` carries the invalidations and follows
  * MOVED and ASK. On one server, `cache` does all three.
@@ -42,10 +42,11 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
   }
   const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs }
   const byPurpose: Record<RedisPurpose, RedisOptions> = {
-    // Fail fast: no offline queue, one bounded attempt per command.
-    // Auto-pipelining batches the commands of concurrent requests into one write (+20–35 % hit throughput
-    // measured in bench/hit-path.ts).
-    cache: { ...failFast, enableAutoPipelining: true },
+    // Fail fast: no offline queue, one bounded attempt per command. Not auto-pipelined on one server: concurrent
+    // reads of a key already share one GET (src/features/cache/store.ts), and the batch's setImmediate made each
+    // GET wait for the rest of the event-loop turn: p99 5–8 ms instead of 2–3 ms at the same throughput under
+    // autocannon (bench/report/breakdown.ts steps). A cluster client is auto-pipelined (below).
+    cache: failFast,
     'cache-fill': failFast,
     'cache-write': failFast,
     'cache-sub': { enableOfflineQueue: true, maxRetriesPerRequest: null },
@@ -67,7 +68,9 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
       const fast = enableOfflineQueue === false
       const options: ClusterOptions = {
         enableOfflineQueue,
-        enableAutoPipelining,
+        // The cluster client's per-command routing costs more than the batch's wait: cache reads auto-pipelined
+        // measured 0.88–0.97 × one Redis's hit throughput, 0.73–0.79 × without (docs/scaling.md).
+        enableAutoPipelining: purpose === 'cache' ? true : enableAutoPipelining,
         clusterRetryStrategy: (attempt) => retryStrategy!(attempt) ?? 2000,
         slotsRefreshInterval: SLOTS_REFRESH_MS,
         // A command for a node that went away fails at once (the read falls back to PostgreSQL) instead of being
