@@ -100,11 +100,12 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
     'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
-  out.push(table(['route', 'req/s (median)', 'rounds', 'ratio'], [
-    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), '1 (the base of hitThroughputRatio)'],
-    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), `${b.ratioToBare} × bare`]),
-    ['**coldboard GET /api/orgs/:orgId/dashboard (hit)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
-    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), `**${p.ratioToColdboard} × coldboard**`])
+  const p99s = (runs: Array<{ p99: number }>) => runs.map((x) => x.p99).join(', ')
+  out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'ratio'], [
+    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare.runs), '1 (the base of hitThroughputRatio)'],
+    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), p99s(b.runs), `${b.ratioToBare} × bare`]),
+    ['**coldboard GET /api/orgs/:orgId/dashboard (hit)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), p99s(r.hitPath.coldboard.runs), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
+    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), p99s(p.runs), `**${p.ratioToColdboard} × coldboard**`])
   ]), '')
 
   out.push('## Why a bar was missed, and what would close it', '')
