@@ -97,7 +97,8 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     [k, v.keys, num(v.bytes), num(Math.round(v.bytes / v.keys)), pct(v.bytes / Math.max(1, r.cacheMemory.totalBytes))])), '')
 
   out.push('## Hit-path throughput and peers', '')
-  out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
+  out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), every other one in reverse order, in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
+    'A ratio is the median over rounds of the two scenarios\' ratio within each round (this machine\'s speed swings between rounds). ' +
     'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
   const p99s = (runs: Array<{ p99: number }>) => runs.map((x) => x.p99).join(', ')

@@ -127,7 +127,9 @@ export async function hitPathMicro (o: {
 
     const runs: Record<string, LoadRun[]> = Object.fromEntries(scenarios.map((s) => [s.name, []]))
     for (let round = 0; round < o.rounds; round++) {
-      for (const s of scenarios) {
+      // Every other round runs the scenarios in reverse, so that a machine slowing down or speeding up over a round
+      // does not always favour the same side of a comparison.
+      for (const s of round % 2 === 0 ? scenarios : [...scenarios].reverse()) {
         if (o.warmupSeconds > 0) await autocannon({ url: s.url, connections: o.connections, duration: o.warmupSeconds, workers: 1, headers: s.headers })
         const r = await autocannon({ url: s.url, connections: o.connections, duration: o.durationSeconds, workers: 1, headers: s.headers })
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
@@ -146,7 +148,14 @@ export async function hitPathMicro (o: {
     const coldboard = median('coldboard')
     const bareT = median('bare')
     const peerT = Object.fromEntries(peerNames.map((n) => [n, median(n)])) as Record<PeerName, Throughput>
-    const ratio = (a: number, b: number) => b > 0 ? Math.round((a / b) * 1000) / 1000 : 0
+    // Ratios pair the two scenarios round by round (measured a minute apart at most) and take the median of those:
+    // on a shared machine whose speed swings between rounds, a ratio of medians from different rounds is noisier.
+    const ratio = (a: string, b: string): number => {
+      const per = runs[a]!.map((x, i) => runs[b]![i]!.reqPerSec > 0 ? x.reqPerSec / runs[b]![i]!.reqPerSec : 0).sort((p, q) => p - q)
+      const mid = per.length / 2
+      const m = Number.isInteger(mid) ? (per[mid - 1]! + per[mid]!) / 2 : per[Math.floor(mid)]!
+      return Math.round(m * 1000) / 1000
+    }
     return {
       connections: o.connections,
       durationSeconds: o.durationSeconds,
@@ -155,10 +164,10 @@ export async function hitPathMicro (o: {
       cacheConnectionAutoPipelining,
       bare: bareT,
       coldboard,
-      hitThroughputRatio: ratio(coldboard.reqPerSec, bareT.reqPerSec),
-      breakdown: Object.fromEntries(breakdownSteps.map((n) => { const t = median(n); return [n, { ...t, ratioToBare: ratio(t.reqPerSec, bareT.reqPerSec) }] })) as
+      hitThroughputRatio: ratio('coldboard', 'bare'),
+      breakdown: Object.fromEntries(breakdownSteps.map((n) => [n, { ...median(n), ratioToBare: ratio(n, 'bare') }])) as
         Record<BreakdownStep, Throughput & { ratioToBare: number }>,
-      peers: Object.fromEntries(peerNames.map((n) => [n, { ...peerT[n], ratioToColdboard: ratio(peerT[n].reqPerSec, coldboard.reqPerSec) }])) as
+      peers: Object.fromEntries(peerNames.map((n) => [n, { ...peerT[n], ratioToColdboard: ratio(n, 'coldboard') }])) as
         Record<PeerName, Throughput & { ratioToColdboard: number }>
     }
   } finally {
