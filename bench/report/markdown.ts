@@ -1,5 +1,5 @@
 import { panelPaths, panels, type Percentiles } from '../workload/latency.js'
-import { closingNotes } from './notes.js'
+import { closingNotes, p99s } from './notes.js'
 import type { Report } from './report.js'
 
 const table = (headers: string[], rows: Array<Array<string | number | null>>) => [
@@ -101,12 +101,11 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     'A ratio is the median over rounds of the two scenarios\' ratio within each round (this machine\'s speed swings between rounds). ' +
     'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
-  const p99s = (runs: Array<{ p99: number }>) => runs.map((x) => x.p99).join(', ')
   out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'ratio'], [
-    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare.runs), '1 (the base of hitThroughputRatio)'],
-    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), p99s(b.runs), `${b.ratioToBare} × bare`]),
-    ['**coldboard GET /api/orgs/:orgId/dashboard (hit)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), p99s(r.hitPath.coldboard.runs), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
-    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), p99s(p.runs), `**${p.ratioToColdboard} × coldboard**`])
+    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare), '1 (the base of hitThroughputRatio)'],
+    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), p99s(b), `${b.ratioToBare} × bare`]),
+    ['**coldboard GET /api/orgs/:orgId/dashboard (hit)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), p99s(r.hitPath.coldboard), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
+    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), p99s(p), `**${p.ratioToColdboard} × coldboard**`])
   ]), '')
 
   out.push('## Why a bar was missed, and what would close it', '')

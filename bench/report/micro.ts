@@ -139,23 +139,19 @@ export async function hitPathMicro (o: {
       }
     }
     // The median round: one round disturbed by a neighbour on this shared machine does not move it.
-    const median = (name: string): Throughput => {
-      const list = runs[name]!
-      const sorted = list.map((r) => r.reqPerSec).sort((a, b) => a - b)
+    const medianOf = (values: number[]): number => {
+      const sorted = [...values].sort((a, b) => a - b)
       const mid = sorted.length / 2
-      return { reqPerSec: Math.round(Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!), runs: list }
+      return Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!
     }
+    const median = (name: string): Throughput => ({ reqPerSec: Math.round(medianOf(runs[name]!.map((r) => r.reqPerSec))), runs: runs[name]! })
     const coldboard = median('coldboard')
     const bareT = median('bare')
     const peerT = Object.fromEntries(peerNames.map((n) => [n, median(n)])) as Record<PeerName, Throughput>
     // Ratios pair the two scenarios round by round (measured a minute apart at most) and take the median of those:
     // on a shared machine whose speed swings between rounds, a ratio of medians from different rounds is noisier.
-    const ratio = (a: string, b: string): number => {
-      const per = runs[a]!.map((x, i) => runs[b]![i]!.reqPerSec > 0 ? x.reqPerSec / runs[b]![i]!.reqPerSec : 0).sort((p, q) => p - q)
-      const mid = per.length / 2
-      const m = Number.isInteger(mid) ? (per[mid - 1]! + per[mid]!) / 2 : per[Math.floor(mid)]!
-      return Math.round(m * 1000) / 1000
-    }
+    const ratio = (a: string, b: string): number =>
+      Math.round(medianOf(runs[a]!.map((x, i) => runs[b]![i]!.reqPerSec > 0 ? x.reqPerSec / runs[b]![i]!.reqPerSec : 0)) * 1000) / 1000
     return {
       connections: o.connections,
       durationSeconds: o.durationSeconds,

@@ -19,7 +19,8 @@ function hitPathSteps (r: Report): Array<{ label: string, loss: number }> {
 const autoGain = (r: Report) => r.hitPath.breakdown.appAuthIoredisGet.reqPerSec > 0
   ? r.hitPath.breakdown.appAuthIoredisAutoPipelined.reqPerSec / r.hitPath.breakdown.appAuthIoredisGet.reqPerSec - 1
   : null
-const p99s = (t: { runs: Array<{ p99: number }> }) => t.runs.map((x) => x.p99).join(', ')
+/** Each round's p99, in round order. */
+export const p99s = (t: { runs: Array<{ p99: number }> }) => t.runs.map((x) => x.p99).join(', ')
 const signed = (loss: number) => `${loss > 0 ? '−' : '+'}${pct(Math.abs(loss))}`
 
 /**

@@ -88,6 +88,7 @@ export async function startService (opts: ServiceOptions): Promise<{ urls: strin
     throw err
   }
   const apis = children.filter((c) => c.api)
-  opts.log(`coldboard: ${apis.length} instance(s) at ${apis.map((c) => c.url).join(', ')}${separateWorker ? ` (--no-worker) and a worker at ${children.at(-1)!.url}` : ''} (${opts.redisUrl ? `Redis ${opts.redisUrl}` : 'REDIS_DISABLED=true'})`)
-  return { urls: apis.map((c) => c.url), workerUrl: separateWorker ? children.at(-1)!.url : null, stop }
+  const workerUrl = children.find((c) => !c.api)?.url ?? null
+  opts.log(`coldboard: ${apis.length} instance(s) at ${apis.map((c) => c.url).join(', ')}${workerUrl ? ` (--no-worker) and a worker at ${workerUrl}` : ''} (${opts.redisUrl ? `Redis ${opts.redisUrl}` : 'REDIS_DISABLED=true'})`)
+  return { urls: apis.map((c) => c.url), workerUrl, stop }
 }

@@ -91,8 +91,9 @@ export function createEvaluation (opts: {
       let reason: 'unavailable' | 'stalled' = 'unavailable'
       if (queue?.ready()) {
         const stats = await queue.stats()
-        if (stats !== null && stats.oldestWaitingSeconds <= opts.stallSeconds) return 'queue'
+        // null: Redis could not answer the count either, so it is treated as unavailable.
         if (stats !== null) {
+          if (stats.oldestWaitingSeconds <= opts.stallSeconds) return 'queue'
           reason = 'stalled'
           log.warn({ oldestWaitingSeconds: stats.oldestWaitingSeconds, waiting: stats.waiting }, 'evaluation jobs wait past QUEUE_STALL_SECONDS: sweeping and reconciling in this process')
           const idle = queue.workerIdleMs()
