@@ -304,6 +304,25 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
     expect(text).not.toMatch(/org(anization)?_?id="/)
   })
 
+  it('counts reads that joined a load in flight as coalesced: neither hits nor misses, and no load of their own', async () => {
+    const metric = async (name: string) => {
+      const text = (await ctx.app.inject({ url: '/metrics' })).body
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{query_type="alerts_count"}`))
+      return line ? Number(line.split(' ').pop()) : 0
+    }
+    const names = ['dashboard_cache_hit_total', 'dashboard_cache_miss_total', 'dashboard_cache_coalesced_total', 'dashboard_db_load_total']
+    const snapshot = async () => Promise.all(names.map(metric))
+    const before = await snapshot()
+    // Eight viewers at once on a cold entry: one loads, seven wait for that load.
+    const answers = await Promise.all(Array.from({ length: 8 }, async () => get(a, urls(a).alerts_count)))
+    const [hit, miss, coalesced, load] = (await snapshot()).map((v, i) => v - before[i]!)
+    expect(answers.map((r) => r.statusCode)).toEqual(Array(8).fill(200))
+    expect(new Set(answers.map((r) => r.body)).size).toBe(1)
+    expect({ miss, load, joinedOrHit: hit + coalesced }).toEqual({ miss: 1, load: 1, joinedOrHit: 7 })
+    // On a slow machine a late reader may find the stored entry (a hit); the others joined the load.
+    expect(coalesced).toBeGreaterThanOrEqual(5)
+  })
+
   it('answers 404 for a unit that is not the organization\'s and 400 for a malformed id, caching nothing', async () => {
     const stranger = randomUUID()
     const res = await get(a, `/api/orgs/${a.org.id}/units/${b.units[0]!.id}/temperature-trends`)
