@@ -315,7 +315,7 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
     const before = await snapshot()
     // Eight viewers at once on a cold entry: one loads, seven wait for that load.
     const answers = await Promise.all(Array.from({ length: 8 }, async () => get(a, urls(a).alerts_count)))
-    const [hit, miss, coalesced, load] = (await snapshot()).map((v, i) => v - before[i]!)
+    const [hit = 0, miss = 0, coalesced = 0, load = 0] = (await snapshot()).map((v, i) => v - before[i]!)
     expect(answers.map((r) => r.statusCode)).toEqual(Array(8).fill(200))
     expect(new Set(answers.map((r) => r.body)).size).toBe(1)
     expect({ miss, load, joinedOrHit: hit + coalesced }).toEqual({ miss: 1, load: 1, joinedOrHit: 7 })
