@@ -21,6 +21,8 @@ export interface ReadResult { body: string | Buffer, gzip: boolean, cache: Cache
 export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
+/** A background reload; `again` when an invalidation deleted the entry while it ran (it loads once more). */
+interface Reload { promise: Promise<void>, again: boolean }
 
 /** Reloading ahead: an entry read when less than this share of its TTL is left is reloaded in the background. */
 export const AHEAD_SHARE = 0.25
@@ -66,7 +68,7 @@ export function createReadThrough (opts: {
   const aheadMs = ttl * 1000 * AHEAD_SHARE
   const flights = new Map<string, Flight>()
   /** Reloads nobody waits for, by key: one at a time per key on this instance. */
-  const reloads = new Map<string, Promise<void>>()
+  const reloads = new Map<string, Reload>()
   const complianceFlights = new Map<string, Promise<number>>()
   const nowSeconds = () => Date.now() / 1000
 
@@ -170,28 +172,34 @@ export function createReadThrough (opts: {
 
   /**
    * A reload nobody waits for (a reader arriving meanwhile joins its flight); never rejects. Unlike a reader's
-   * load, it loads again when an invalidation fenced it (a burst of events), at most MAX_RELOAD_ATTEMPTS times,
-   * so that the last event of a burst still leaves the entry warm.
+   * load, it loads again when an invalidation fenced it (a burst of events) or deleted what it stored while it was
+   * finishing (a reload asked for again while running), at most MAX_RELOAD_ATTEMPTS times, so that the last event
+   * of a burst still leaves the entry warm.
    */
   function reload (e: Entry, key: string, reason: RefreshReason, ttlSeconds = ttl): Promise<void> {
     const running = reloads.get(key)
-    if (running) return running
+    if (running) {
+      running.again = true
+      return running.promise
+    }
     metrics.refresh.inc({ query_type: e.queryType, reason })
-    const p = (async () => {
+    const r: Reload = { again: false, promise: Promise.resolve() }
+    r.promise = (async () => {
       for (let attempt = 0; attempt < MAX_RELOAD_ATTEMPTS; attempt++) {
+        r.again = false
         let flight = flights.get(key)
         if (!flight) {
           const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds) }
           flights.set(key, flight = mine)
           void mine.promise.finally(() => { if (flights.get(key) === mine) flights.delete(key) }).catch(() => {})
         }
-        if (!(await flight.promise).fenced) return
+        if (!(await flight.promise).fenced && !r.again) return
         if (flights.get(key) === flight) flights.delete(key)
       }
     })().catch((err: Error) => log.warn({ err: err.message, key }, 'dashboard refresh failed'))
       .finally(() => reloads.delete(key))
-    reloads.set(key, p)
-    return p
+    reloads.set(key, r)
+    return r.promise
   }
 
   /**
@@ -209,7 +217,7 @@ export function createReadThrough (opts: {
       // An entry with under a second left would expire before anyone read it. One this batch did not find may be
       // on its way back from an earlier event of a burst: the emit waits for that reload as well.
       if (left !== undefined && left >= 1000) waits.set(key, reload(e, key, 'event', Math.floor(left / 1000)))
-      else if (reloads.has(key)) waits.set(key, reloads.get(key)!)
+      else if (reloads.has(key)) waits.set(key, reloads.get(key)!.promise)
     }
     if (waits.size === 0) return
     const ac = new AbortController()
@@ -244,7 +252,7 @@ export function createReadThrough (opts: {
         const opened = open(raw)
         if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
-          if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key)) void reload(e, key, 'ahead')
+          if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) void reload(e, key, 'ahead')
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
         // Another coldboard version's entry is replaced by the load below; anything else is garbage.
