@@ -80,3 +80,29 @@ describe('Redis stopped mid-test', () => {
     expect(healthAfter.statusCode).toBe(200)
   })
 })
+
+describe('an app closed right after start-up', () => {
+  let db: TestDatabase
+  beforeAll(async () => { db = await createTestDatabase() })
+  afterAll(async () => { await db?.drop() })
+
+  it('leaves no Redis command unanswered behind it (no unhandled rejection)', async () => {
+    // Connections close while their start-up commands (the socket.io adapter's SUBSCRIBEs, BullMQ's set-up) are
+    // still queued: each must be handled by whoever sent it.
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown) => { rejections.push(reason) }
+    process.on('unhandledRejection', onRejection)
+    try {
+      for (let i = 0; i < 8; i++) {
+        const app = await buildTestApp({ database: db, prefix: newPrefix(), redis: true, worker: i % 2 === 0, sweeper: true })
+        if (i % 4 < 2) await app.ready()
+        await app.close()
+      }
+      // Rejections surface on a later turn of the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
+    expect(rejections.map((r) => (r as Error).message ?? String(r))).toEqual([])
+  })
+})

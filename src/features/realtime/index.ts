@@ -30,7 +30,11 @@ export default fp(async function realtimePlugin (app) {
       adapter = createShardedAdapter(pub, sub, { channelPrefix: prefix, subscriptionMode: 'dynamic' })
     } else {
       catchFailures(pub, 'publish', log)
-      // Its close() unsubscribes without waiting: on a connection already gone, a rejection nobody handles.
+      // Its constructor subscribes, and its close() unsubscribes, without waiting: on a connection closed before
+      // the reply (an app closed right after start-up), a rejection nobody handles. ioredis subscribes again to
+      // every channel on reconnection.
+      catchFailures(sub, 'psubscribe', log)
+      catchFailures(sub, 'subscribe', log)
       catchFailures(sub, 'punsubscribe', log)
       catchFailures(sub, 'unsubscribe', log)
       adapter = createAdapter(pub, sub, { key: prefix })
@@ -50,11 +54,11 @@ export default fp(async function realtimePlugin (app) {
 }, { name: 'realtime', dependencies: ['core', 'auth', 'redis'], decorators: { fastify: ['config', 'metrics', 'redis', 'tokens'] } })
 
 /**
- * The adapters leave some Redis promises unhandled (the classic one a failed PUBLISH and the UNSUBSCRIBEs of its
- * close, the sharded one its SSUBSCRIBE/SUNSUBSCRIBE). While Redis is down, local clients still get the event and other instances miss it;
+ * The adapters leave some Redis promises unhandled (the classic one a failed PUBLISH, the SUBSCRIBEs of its
+ * constructor and the UNSUBSCRIBEs of its close, the sharded one its SSUBSCRIBE/SUNSUBSCRIBE). While Redis is down, local clients still get the event and other instances miss it;
  * that must be logged, not become an unhandled rejection.
  */
-function catchFailures (conn: RedisClient, command: 'publish' | 'spublish' | 'ssubscribe' | 'sunsubscribe' | 'punsubscribe' | 'unsubscribe', log: { warn: (o: object, m: string) => void }): void {
+function catchFailures (conn: RedisClient, command: 'publish' | 'spublish' | 'ssubscribe' | 'sunsubscribe' | 'psubscribe' | 'subscribe' | 'punsubscribe' | 'unsubscribe', log: { warn: (o: object, m: string) => void }): void {
   const send = (conn[command] as (...args: unknown[]) => Promise<unknown>).bind(conn)
   ;(conn as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
     send(...args).catch((err: Error) => {
