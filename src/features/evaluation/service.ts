@@ -86,8 +86,10 @@ export function createEvaluation (opts: {
      * sweep and reconcile). When Redis is unavailable, or jobs have waited past QUEUE_STALL_SECONDS (every
      * worker gone or stuck), it sweeps and reconciles here, so time still moves unit states and accepted
      * readings still get evaluated; and if this process's own worker took no job meanwhile, it is replaced.
+     * While the queue is stalled but Redis answers, one process of the deployment per sweep interval does the
+     * upkeep ('elsewhere' on the others); with Redis unavailable every process does it (nothing to share a lease).
      */
-    async localUpkeep (): Promise<'queue' | 'unavailable' | 'stalled'> {
+    async localUpkeep (): Promise<'queue' | 'unavailable' | 'stalled' | 'elsewhere'> {
       let reason: 'unavailable' | 'stalled' = 'unavailable'
       if (queue?.ready()) {
         const stats = await queue.stats()
@@ -95,12 +97,15 @@ export function createEvaluation (opts: {
         if (stats !== null) {
           if (stats.oldestWaitingSeconds <= opts.stallSeconds) return 'queue'
           reason = 'stalled'
-          log.warn({ oldestWaitingSeconds: stats.oldestWaitingSeconds, waiting: stats.waiting }, 'evaluation jobs wait past QUEUE_STALL_SECONDS: sweeping and reconciling in this process')
           const idle = queue.workerIdleMs()
           if (idle !== null && idle > opts.stallSeconds * 1000) {
-            log.warn({ idleSeconds: Math.round(idle / 1000) }, "this process's queue worker took no job meanwhile: replacing it")
+            log.warn({ idleSeconds: Math.round(idle / 1000) }, "evaluation jobs wait past QUEUE_STALL_SECONDS and this process's queue worker took none meanwhile: replacing it")
             if (await queue.restartWorkers()) workerRestarts.inc()
           }
+          // One process per sweep interval does the upkeep (the lease), not every one: with workers merely behind,
+          // N reconcilers would scan for and lock the same units.
+          if (!await queue.claimLocalUpkeep()) return 'elsewhere'
+          log.warn({ oldestWaitingSeconds: stats.oldestWaitingSeconds, waiting: stats.waiting }, 'evaluation jobs wait past QUEUE_STALL_SECONDS: sweeping and reconciling in this process')
         }
       }
       localUpkeeps.inc({ reason })

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient, RedisInfra } from '../../infra/redis.js'
@@ -57,6 +59,8 @@ export function createIngestionQueue (opts: {
   reconcileEverySeconds: number
 }) {
   const log = opts.log.child({ component: 'queue' })
+  /** Names this process as the holder of the local-upkeep lease (for an operator reading the key). */
+  const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const producerConnection = opts.redis.connection('queue')
   const queue = new Queue<ProcessJob>(INGESTION_QUEUE, {
     connection: producerConnection,
@@ -190,6 +194,22 @@ export function createIngestionQueue (opts: {
         }
       } catch {
         return null
+      }
+    },
+
+    /**
+     * The deployment's lease on the local upkeep of a stalled queue (src/features/evaluation/service.ts): true for
+     * the one process that takes it until it lapses (nine tenths of a sweep interval, so the next tick may take
+     * it again), false when another process holds it. True when Redis cannot answer: the upkeep is never skipped
+     * for want of a lease, only shared out while Redis can count the holders.
+     */
+    async claimLocalUpkeep (): Promise<boolean> {
+      if (producerConnection.status !== 'ready') return true
+      try {
+        const ttlMs = Math.max(100, Math.floor(opts.sweepEverySeconds * 900))
+        return await producerConnection.set(`${opts.prefix}:${INGESTION_QUEUE}:coldboard-local-upkeep`, instance, 'PX', ttlMs, 'NX') === 'OK'
+      } catch {
+        return true
       }
     },
 

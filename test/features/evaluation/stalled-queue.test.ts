@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
 import { describe, expect, it } from 'vitest'
 import { units } from '../../../src/db/schema.js'
@@ -86,5 +87,28 @@ describe("this process's worker stops taking jobs (shared Redis, QUEUE_STALL_SEC
     await waitFor(async () => (await unitState(ctx, fx, 1)).state === 'too_hot', 15_000, 'the new worker to take a new job')
     expect(await ctx.app.evaluation.localUpkeep()).toBe('queue')
     expect(await metric(ctx, 'coldboard_queue_worker_restarts_total')).toBe(1)
+  })
+})
+
+describe('two instances while no worker takes the jobs (shared Redis, QUEUE_STALL_SECONDS=1, SWEEP_INTERVAL_SECONDS=1)', () => {
+  const ctx = useTestApp({ redis: true, clock: T0, env: { QUEUE_STALL_SECONDS: '1', SWEEP_INTERVAL_SECONDS: '1' } })
+
+  it('one of them does the upkeep per sweep interval (a lease), the other leaves it; the lease lapses for the next tick', async () => {
+    const peer = await ctx.peer({ env: { QUEUE_STALL_SECONDS: '1', SWEEP_INTERVAL_SECONDS: '1' } })
+    const fx = await ctx.org({ units: 2, tempMin: 2, tempMax: 8, createdAt: new Date(T0.getTime() - 3_600_000) })
+    await acceptOutOfRange(ctx, fx, 0)
+    await untilStalled(ctx)
+    ctx.clock.advance(RECONCILE_GRACE_MS + 1000)
+
+    const first = await Promise.all([ctx.app.evaluation.localUpkeep(), peer.app.evaluation.localUpkeep()])
+    expect([...first].sort()).toEqual(['elsewhere', 'stalled'])
+    // Whichever did it, the reading was evaluated once, here or there.
+    expect(await unitState(ctx, fx, 0)).toMatchObject({ state: 'too_hot', lastTemperature: 12 })
+
+    // The lease lasts nine tenths of a sweep interval: by the next tick either may take it.
+    await sleep(1000)
+    const [holder, other] = first[0] === 'stalled' ? [ctx.app, peer.app] : [peer.app, ctx.app]
+    expect(await other.evaluation.localUpkeep()).toBe('stalled')
+    expect(await holder.evaluation.localUpkeep()).toBe('elsewhere')
   })
 })
