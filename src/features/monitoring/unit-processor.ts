@@ -1,10 +1,10 @@
-import { and, asc, eq, gt, inArray, ne, sql } from 'drizzle-orm'
-import { alerts, sensorReadings, units, type Alert, type Unit } from '../../db/schema.js'
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm'
+import { alerts, units, type Alert, type Unit } from '../../db/schema.js'
 import { rows, type Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import { createLifecycle, type LifecycleResult } from './lifecycle.js'
-import { iso } from './sql-values.js'
+import { asDate, asDateOrNull, asNumberOrNull, iso } from './sql-values.js'
 
 export interface ProcessorDeps {
   clock: Clock
@@ -21,21 +21,14 @@ export interface ProcessorDeps {
 export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
   const unit = await lockUnit(tx, orgId, unitId)
   if (!unit) return []
-  const readings = await tx.select({ temperature: sensorReadings.temperature, recordedAt: sensorReadings.recordedAt })
-    .from(sensorReadings)
-    .where(and(
-      eq(sensorReadings.unitId, unitId),
-      unit.lastReadingAt ? gt(sensorReadings.recordedAt, unit.lastReadingAt) : undefined
-    ))
-    .orderBy(asc(sensorReadings.recordedAt), asc(sensorReadings.id))
-  const deviceEvents = await refreshDevices(tx, deps, unit)
+  const { readings, deviceEvents, openAlerts } = await unitInputs(tx, deps, unit)
   const last = readings.at(-1)
   if (!last) return deviceEvents
 
   // An inactive unit keeps its last reading (so re-activation can re-evaluate it) but has no state or alerts.
   let result: LifecycleResult | null = null
   if (unit.isActive) {
-    const lifecycle = createLifecycle(unit, await lockOpenAlerts(tx, [unitId]), deps)
+    const lifecycle = createLifecycle(unit, openAlerts, deps)
     for (const r of readings) lifecycle.observe(r.temperature, r.recordedAt)
     result = lifecycle.result()
   }
@@ -51,6 +44,75 @@ export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, u
     ...unitUpdate({ ...unit, lastTemperature: last.temperature, lastReadingAt: last.recordedAt }, result),
     ...result.events
   ]
+}
+
+interface AlertJson {
+  id: string
+  organization_id: string
+  unit_id: string
+  type: Alert['type']
+  severity: Alert['severity']
+  status: Alert['status']
+  trigger_temperature: number | string | null
+  threshold: Alert['threshold']
+  triggered_at: string
+  acknowledged_at: string | null
+  resolved_at: string | null
+}
+interface DeviceRow { id: string, unit_id: string, organization_id: string, status: 'online' | 'offline', previous_status: 'online' | 'offline' }
+
+/**
+ * What evaluating a locked unit needs, in one statement (one round trip; its snapshot is taken after the unit's
+ * lock was granted, so it sees every reading committed before that): the readings newer than the unit's last
+ * one, in order; its devices moved to their newest stored reading (locked, in id order) with those whose status
+ * changed; its open alerts, locked in id order. A device comes online only when its newest reading is recent (a
+ * back-filled old one would just be swept offline again); the (device_id, recorded_at) index answers max() at once.
+ */
+async function unitInputs (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<{ readings: Array<{ temperature: number, recordedAt: Date }>, deviceEvents: ChangeEvent[], openAlerts: Alert[] }> {
+  const cutoff = new Date(deps.clock.now().getTime() - deps.offlineAfterMinutes * 60_000)
+  const after = unit.lastReadingAt ? iso(unit.lastReadingAt) : null
+  const [row] = await rows<{ readings: Array<[number | string, string]> | null, devices: DeviceRow[] | null, alerts: AlertJson[] | null }>(tx, sql`
+    WITH prev AS (
+      SELECT id, status FROM devices WHERE unit_id = ${unit.id} ORDER BY id FOR UPDATE
+    ), seen AS (
+      SELECT prev.id, prev.status AS previous_status,
+        (SELECT max(r.recorded_at) FROM sensor_readings r WHERE r.device_id = prev.id) AS newest
+      FROM prev
+    ), moved AS (
+      UPDATE devices d SET
+        last_seen_at = seen.newest,
+        status = CASE WHEN seen.newest >= ${iso(cutoff)}::timestamptz THEN 'online'::device_status ELSE d.status END
+      FROM seen
+      WHERE d.id = seen.id AND seen.newest IS NOT NULL AND (d.last_seen_at IS NULL OR seen.newest > d.last_seen_at)
+      RETURNING d.id, d.unit_id, d.organization_id, d.status, seen.previous_status
+    ), open AS (
+      SELECT * FROM alerts WHERE unit_id = ${unit.id} AND status <> 'resolved' ORDER BY id FOR UPDATE
+    )
+    SELECT
+      (SELECT json_agg(json_build_array(r.temperature, r.recorded_at) ORDER BY r.recorded_at, r.id)
+        FROM sensor_readings r
+        WHERE r.unit_id = ${unit.id} AND r.recorded_at > coalesce(${after}::timestamptz, '-infinity'::timestamptz)) AS readings,
+      (SELECT json_agg(moved) FROM moved) AS devices,
+      (SELECT json_agg(open ORDER BY open.id) FROM open) AS alerts`)
+  return {
+    readings: (row?.readings ?? []).map(([t, at]) => ({ temperature: Number(t), recordedAt: asDate(at) })),
+    deviceEvents: (row?.devices ?? [])
+      .filter((d) => d.status !== d.previous_status)
+      .map((d) => ({ name: 'deviceStatusChange', payload: { organizationId: d.organization_id, deviceId: d.id, unitId: d.unit_id, status: d.status } })),
+    openAlerts: (row?.alerts ?? []).map((a) => ({
+      id: a.id,
+      organizationId: a.organization_id,
+      unitId: a.unit_id,
+      type: a.type,
+      severity: a.severity,
+      status: a.status,
+      triggerTemperature: asNumberOrNull(a.trigger_temperature),
+      threshold: a.threshold,
+      triggeredAt: asDate(a.triggered_at),
+      acknowledgedAt: asDateOrNull(a.acknowledged_at),
+      resolvedAt: asDateOrNull(a.resolved_at)
+    }))
+  }
 }
 
 /**
@@ -126,32 +188,4 @@ export function unitUpdate (unit: Pick<Unit, 'id' | 'organizationId' | 'lastTemp
       lastReadingAt: unit.lastReadingAt?.toISOString() ?? null
     }
   }]
-}
-
-interface DeviceRow { id: string, unit_id: string, organization_id: string, status: 'online' | 'offline', previous_status: 'online' | 'offline' }
-
-/**
- * Moves each of the unit's devices to its newest stored reading (any order of arrival: the
- * (device_id, recorded_at) index answers max() at once). A device comes online only when that
- * reading is recent; a back-filled old one would just be swept offline again.
- */
-async function refreshDevices (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<ChangeEvent[]> {
-  const cutoff = new Date(deps.clock.now().getTime() - deps.offlineAfterMinutes * 60_000)
-  const changed = await rows<DeviceRow>(tx, sql`
-    WITH prev AS (
-      SELECT id, status FROM devices WHERE unit_id = ${unit.id} ORDER BY id FOR UPDATE
-    ), seen AS (
-      SELECT prev.id, prev.status AS previous_status,
-        (SELECT max(r.recorded_at) FROM sensor_readings r WHERE r.device_id = prev.id) AS newest
-      FROM prev
-    )
-    UPDATE devices d SET
-      last_seen_at = seen.newest,
-      status = CASE WHEN seen.newest >= ${iso(cutoff)}::timestamptz THEN 'online'::device_status ELSE d.status END
-    FROM seen
-    WHERE d.id = seen.id AND seen.newest IS NOT NULL AND (d.last_seen_at IS NULL OR seen.newest > d.last_seen_at)
-    RETURNING d.id, d.unit_id, d.organization_id, d.status, seen.previous_status`)
-  return changed
-    .filter((d) => d.status !== d.previous_status)
-    .map((d) => ({ name: 'deviceStatusChange', payload: { organizationId: d.organization_id, deviceId: d.id, unitId: d.unit_id, status: d.status } }))
 }
