@@ -88,6 +88,13 @@ describe('refresh on event: what an event deletes is reloaded before the emit', 
     expect(await loads(ctx.app, 'temperature_trends') - before.trends).toBe(1)
   })
 
+  /** The units panel is served from the cache, with the committed number of too-hot units. */
+  async function expectFreshHit (o: OrgFixture, tooHot: number): Promise<void> {
+    const res = await read(o, statusUrl(o))
+    expect(res.headers['x-cache']).toBe('hit')
+    expect(res.json<UnitCounts>().too_hot).toBe(tooHot)
+  }
+
   /** Counts the invalidation scripts run for an organization (the real store's, called through). */
   async function countingScripts<T> (orgId: string, work: () => Promise<T>): Promise<{ value: T, scripts: number }> {
     const store = ctx.app.cache
@@ -116,9 +123,7 @@ describe('refresh on event: what an event deletes is reloaded before the emit', 
     const { scripts } = await countingScripts(h.org.id, () => Promise.all(burst.map((p) => ctx.app.dashboard.readThrough.invalidate(p))))
     expect(scripts).toBe(2)
     expect(await loads(ctx.app, 'units_status') - before).toBeLessThanOrEqual(2)
-    const res = await read(h, statusUrl(h))
-    expect(res.headers['x-cache']).toBe('hit')
-    expect(res.json<UnitCounts>().too_hot).toBe(1)
+    await expectFreshHit(h, 1)
   })
 
   it('an event that deletes what a reload has just stored, before that reload has finished, has it reloaded again', async () => {
@@ -151,9 +156,7 @@ describe('refresh on event: what an event deletes is reloaded before the emit', 
     expect(raced).toBe(true)
     // (Both steps stopped waiting after CACHE_REFRESH_WAIT_MS; the reload goes on.)
     await waitFor(async () => await admin.exists(key) === 1, 5000, 'the entry reloaded after the second change')
-    const res = await read(h, statusUrl(h))
-    expect(res.headers['x-cache']).toBe('hit')
-    expect(res.json<UnitCounts>().too_hot).toBe(2)
+    await expectFreshHit(h, 2)
   })
 
   it('through the write path, commits finishing at different times cost at most one reload per script run', async () => {
