@@ -30,9 +30,11 @@ describe('on a Redis Cluster', () => {
     db = await createTestDatabase()
     cluster = await startRedisCluster()
     // A short TTL: the failover fence after a slot move lasts one TTL, and the test waits for caching to resume.
-    const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, CACHE_TTL_SECONDS: '5' }
-    // A runs the worker (evaluation jobs, the offline sweep); B is a peer without one.
-    a = await buildTestApp({ database: db, prefix, env, worker: true })
+    // The readings here are 30 minutes old: OFFLINE_AFTER_MINUTES keeps their devices and units from going offline.
+    const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, CACHE_TTL_SECONDS: '5', OFFLINE_AFTER_MINUTES: '120' }
+    // A runs the worker (evaluation jobs, the offline sweep) and, as `serve` does, the sweep timer whose watchdog
+    // replaces a worker stuck after an outage (jobs waiting past QUEUE_STALL_SECONDS). B is a peer without either.
+    a = await buildTestApp({ database: db, prefix, env: { ...env, QUEUE_STALL_SECONDS: '5', SWEEP_INTERVAL_SECONDS: '1' }, worker: true, sweeper: true })
     b = await buildTestApp({ database: db, prefix, env })
     for (const app of [a, b]) {
       const emit = app.realtime.emit
@@ -224,9 +226,9 @@ describe('on a Redis Cluster', () => {
 
     for (const p of down) await cluster.restart(p)
     await cluster.waitHealthy({ fullyReplicated: true, timeoutMs: 60_000 })
-    // The queue is back too (its shard may have restarted empty): the worker takes this one, on its own time. Its
-    // BullMQ connections were once seen to need over a minute to recover after the restart; within three, the
-    // worker or the reconciler (readings stored but never evaluated, past its grace) evaluates it.
+    // The queue is back too (its shard may have restarted empty): the worker takes this one. Its BullMQ worker was
+    // seen to stay stuck for minutes after the restart (taskforcesh/bullmq#4138); past QUEUE_STALL_SECONDS the
+    // sweep timer's watchdog replaces it (or reconciles the reading itself past the reconciler's grace).
     await flip(f, 5, 180_000)
     await waitFor(async () => (await readAll(baseB, f)).every((r) => r.cache === 'hit') && (await readAll(baseA, f)).every((r) => r.cache === 'hit'), 60_000, 'caching resumed')
     expect((await readAll(baseB, f)).every((r) => r.fresh)).toBe(true)
