@@ -5,8 +5,8 @@ export const breakdownSteps = ['appPublicConstant', 'appAuthConstant', 'appAuthI
 export type BreakdownStep = typeof breakdownSteps[number]
 
 export const breakdownDescriptions: Record<BreakdownStep, string> = {
-  appPublicConstant: 'the app, a public route sending the payload as a constant (helmet and CORS hooks; the auth hooks return early)',
-  appAuthConstant: 'the app, an /api/orgs/:orgId route sending the constant (+ JWT verification, the failed-authentication check, :orgId authorization)',
+  appPublicConstant: 'the app, a route outside /api sending the payload as a constant (the app\'s hooks run and return early: no security headers, no authentication)',
+  appAuthConstant: 'the app, an /api/orgs/:orgId route sending the constant (+ the JSON security headers, the JWT (remembered), the request budget, :orgId validation and authorization)',
   appAuthIoredisGet: '… + one GET on an ioredis connection (command timeout, no offline queue, no auto-pipelining)',
   appAuthIoredisAutoPipelined: '… the same GET with ioredis enableAutoPipelining'
 }

@@ -9,8 +9,8 @@ function hitPathSteps (r: Report): Array<{ label: string, loss: number }> {
   const get = r.hitPath.cacheConnectionAutoPipelining ? b.appAuthIoredisAutoPipelined : b.appAuthIoredisGet
   const chain: Array<[string, number]> = [
     ['bare route', r.hitPath.bare.reqPerSec],
-    ['the app\'s hooks on a public route', b.appPublicConstant.reqPerSec],
-    ['authentication and :orgId authorization', b.appAuthConstant.reqPerSec],
+    ['the app\'s hooks on a route outside /api', b.appPublicConstant.reqPerSec],
+    ['an /api route\'s own work (security headers, authentication, :orgId authorization)', b.appAuthConstant.reqPerSec],
     [`a Redis GET (ioredis${r.hitPath.cacheConnectionAutoPipelining ? ', auto-pipelined like coldboard\'s cache connection' : ''})`, get.reqPerSec],
     ['coldboard\'s dashboard route and cache service', r.hitPath.coldboard.reqPerSec]
   ]
