@@ -64,8 +64,9 @@ export function createInvalidator (opts: {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
     const survivors = await store.invalidate(opts.fenceKey(group), fields, keys)
-    // Other instances detach their loads of this group; correctness never depends on it (the fence does).
-    await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
+    // Other instances detach their loads of this group. Correctness never depends on it (the fence does), so the
+    // write path does not wait for its reply: sent now, on the same connection, right behind the script.
+    void store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
     return survivors
   }
 
