@@ -1,3 +1,6 @@
+import { getTableColumns } from 'drizzle-orm'
+import type { PgTable } from 'drizzle-orm/pg-core'
+
 /**
  * Raw-SQL values come back as text on node-postgres (drizzle keeps timestamps and numerics raw) and
  * partly typed on PGlite: these normalise both.
@@ -21,4 +24,17 @@ export function asNumberOrNull (v: unknown): number | null {
 /** A timestamptz parameter: ISO text cast in SQL, identical on both drivers. */
 export function iso (d: Date): string {
   return d.toISOString()
+}
+
+/**
+ * A table's row from its JSON form (`json_agg(t)` of the table's own columns: snake_case keys, timestamps as ISO
+ * text), through each column's own driver mapping, as drizzle would have returned it from a select.
+ */
+export function fromJsonRow<T extends PgTable> (table: T, json: Record<string, unknown>): T['$inferSelect'] {
+  const out: Record<string, unknown> = {}
+  for (const [key, column] of Object.entries(getTableColumns(table))) {
+    const v = json[column.name]
+    out[key] = v === null || v === undefined ? null : column.mapFromDriverValue(v)
+  }
+  return out as T['$inferSelect']
 }

@@ -4,7 +4,7 @@ import { rows, type Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import { createLifecycle, type LifecycleResult } from './lifecycle.js'
-import { asDate, asDateOrNull, asNumberOrNull, iso } from './sql-values.js'
+import { asDate, fromJsonRow, iso } from './sql-values.js'
 
 export interface ProcessorDeps {
   clock: Clock
@@ -46,19 +46,6 @@ export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, u
   ]
 }
 
-interface AlertJson {
-  id: string
-  organization_id: string
-  unit_id: string
-  type: Alert['type']
-  severity: Alert['severity']
-  status: Alert['status']
-  trigger_temperature: number | string | null
-  threshold: Alert['threshold']
-  triggered_at: string
-  acknowledged_at: string | null
-  resolved_at: string | null
-}
 interface DeviceRow { id: string, unit_id: string, organization_id: string, status: 'online' | 'offline', previous_status: 'online' | 'offline' }
 
 /**
@@ -71,7 +58,7 @@ interface DeviceRow { id: string, unit_id: string, organization_id: string, stat
 async function unitInputs (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<{ readings: Array<{ temperature: number, recordedAt: Date }>, deviceEvents: ChangeEvent[], openAlerts: Alert[] }> {
   const cutoff = new Date(deps.clock.now().getTime() - deps.offlineAfterMinutes * 60_000)
   const after = unit.lastReadingAt ? iso(unit.lastReadingAt) : null
-  const [row] = await rows<{ readings: Array<[number | string, string]> | null, devices: DeviceRow[] | null, alerts: AlertJson[] | null }>(tx, sql`
+  const [row] = await rows<{ readings: Array<[number | string, string]> | null, devices: DeviceRow[] | null, alerts: Array<Record<string, unknown>> | null }>(tx, sql`
     WITH prev AS (
       SELECT id, status FROM devices WHERE unit_id = ${unit.id} ORDER BY id FOR UPDATE
     ), seen AS (
@@ -99,19 +86,7 @@ async function unitInputs (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<{ r
     deviceEvents: (row?.devices ?? [])
       .filter((d) => d.status !== d.previous_status)
       .map((d) => ({ name: 'deviceStatusChange', payload: { organizationId: d.organization_id, deviceId: d.id, unitId: d.unit_id, status: d.status } })),
-    openAlerts: (row?.alerts ?? []).map((a) => ({
-      id: a.id,
-      organizationId: a.organization_id,
-      unitId: a.unit_id,
-      type: a.type,
-      severity: a.severity,
-      status: a.status,
-      triggerTemperature: asNumberOrNull(a.trigger_temperature),
-      threshold: a.threshold,
-      triggeredAt: asDate(a.triggered_at),
-      acknowledgedAt: asDateOrNull(a.acknowledged_at),
-      resolvedAt: asDateOrNull(a.resolved_at)
-    }))
+    openAlerts: (row?.alerts ?? []).map((a) => fromJsonRow(alerts, a))
   }
 }
 
