@@ -64,7 +64,8 @@ export async function runEventStream (o: {
   const hotIn = (r: number) => r % 2 === 0
 
   async function read (base: string, path: string): Promise<{ body: Record<string, any>, cache: CacheOutcome }> {
-    const res = await fetch(`${base}/api/orgs/${orgId}${path}`, { headers })
+    // A dashboard read never hangs (a Redis fault is answered from PostgreSQL); one that does is a failed read.
+    const res = await fetch(`${base}/api/orgs/${orgId}${path}`, { headers, signal: AbortSignal.timeout(10_000) })
     if (res.status !== 200) throw new Error(`GET ${path} on ${base}: ${res.status} ${await res.text()}`)
     return { body: await res.json() as Record<string, any>, cache: res.headers.get('x-cache') as CacheOutcome }
   }

@@ -35,7 +35,7 @@ export async function streamThroughPrimaryKill (o: {
 }): Promise<FailoverStreamResult> {
   const fx = o.fixture
   const headers = { authorization: `Bearer ${o.token}` }
-  const cacheOf = async (base: string) => (await fetch(`${base}/api/orgs/${fx.org.id}/dashboard/units/status`, { headers })).headers.get('x-cache')
+  const cacheOf = async (base: string) => (await fetch(`${base}/api/orgs/${fx.org.id}/dashboard/units/status`, { headers, signal: AbortSignal.timeout(10_000) })).headers.get('x-cache')
   const ingest = async (readings: Array<{ deviceEui: string, temperature: number, recordedAt: Date }>) => (await o.writer.inject({
     method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey }, payload: { readings: readings.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })) }
   })).statusCode
@@ -64,7 +64,9 @@ export async function streamThroughPrimaryKill (o: {
         }
       }
     },
-    until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800
+    // Bounded in rounds and in time, so that a stream that never recovers ends with its figures (and fails on them)
+    // inside the test's timeout rather than beyond it.
+    until: (x) => (resumedRound >= 0 && x.rounds >= resumedRound + 40) || x.rounds >= 800 || performance.now() - t > 150_000
   })
   const last = new Date()
   await ingest([{ deviceEui: fx.devices[0]!.deviceEui, temperature: 5, recordedAt: last }])

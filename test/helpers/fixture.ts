@@ -77,6 +77,16 @@ export async function buildTestApp (o: { database: Database, clock?: Clock, pref
   return buildApp({ config: loadConfig(env as Partial<Record<keyof Env, string>>), database: o.database, clock: o.clock, worker: o.worker ?? false, sweeper: o.sweeper ?? false })
 }
 
+/**
+ * A worker instance as `serve` runs it through a Redis outage or failover: with the sweep timer, whose watchdog
+ * replaces a BullMQ worker left stuck after the outage (taskforcesh/bullmq#4138) once jobs wait past
+ * QUEUE_STALL_SECONDS (5 s here, swept every second). OFFLINE_AFTER_MINUTES 120 keeps the tests' back-dated
+ * readings from being swept offline meanwhile. Spread into buildTestApp's options, with the test's own env.
+ */
+export function servedWorker (env: Record<string, string>): { env: Record<string, string>, worker: true, sweeper: true } {
+  return { env: { OFFLINE_AFTER_MINUTES: '120', ...env, QUEUE_STALL_SECONDS: '5', SWEEP_INTERVAL_SECONDS: '1' }, worker: true, sweeper: true }
+}
+
 export const newPrefix = () => `cbt:${randomBytes(4).toString('hex')}:`
 
 /**

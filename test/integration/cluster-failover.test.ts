@@ -3,7 +3,7 @@ import type { App } from '../../src/app.js'
 import { alerts } from '../../src/db/schema.js'
 import { HEADER_BYTES } from '../../src/features/dashboard/envelope.js'
 import { clusterSlot } from '../../src/lib/cluster-slot.js'
-import { buildTestApp, newPrefix } from '../helpers/fixture.js'
+import { buildTestApp, newPrefix, servedWorker } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { connectClient } from '../helpers/event-stream.js'
 import { expectFreshThroughFailover, streamThroughPrimaryKill, type FailoverStreamResult } from '../helpers/failover-stream.js'
@@ -40,12 +40,15 @@ describe('Redis Cluster failover', () => {
     await db?.drop()
   })
 
-  /** Two instances on the cluster: A runs the worker. Closed at the end of the test that made them. */
+  /**
+   * Two instances on the cluster: A runs the worker with the sweep timer, as `serve` does (its watchdog replaces a
+   * worker stuck after the failover); B is a peer without either. Closed at the end of the test that made them.
+   */
   async function instances (o: { prefix: string, env?: Record<string, string> }): Promise<Array<{ app: App, base: string }>> {
     const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, ...o.env }
     const out: Array<{ app: App, base: string }> = []
     for (const worker of [true, false]) {
-      const app = await buildTestApp({ database: db, prefix: o.prefix, env, worker })
+      const app = await buildTestApp({ database: db, prefix: o.prefix, ...(worker ? servedWorker(env) : { env }) })
       apps.push(app)
       out.push({ app, base: await app.listen({ port: 0, host: '127.0.0.1' }) })
     }

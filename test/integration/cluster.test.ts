@@ -5,7 +5,7 @@ import { units } from '../../src/db/schema.js'
 import { rows } from '../../src/infra/postgres.js'
 import type { ChangeEvent } from '../../src/features/changes/events.js'
 import { clusterSlot } from '../../src/lib/cluster-slot.js'
-import { buildTestApp, newPrefix } from '../helpers/fixture.js'
+import { buildTestApp, newPrefix, servedWorker } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { runEventStream } from '../helpers/event-stream.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
@@ -34,7 +34,7 @@ describe('on a Redis Cluster', () => {
     const env = { REDIS_DISABLED: 'false', REDIS_CLUSTER_NODES: cluster.nodesEnv, CACHE_TTL_SECONDS: '5', OFFLINE_AFTER_MINUTES: '120' }
     // A runs the worker (evaluation jobs, the offline sweep) and, as `serve` does, the sweep timer whose watchdog
     // replaces a worker stuck after an outage (jobs waiting past QUEUE_STALL_SECONDS). B is a peer without either.
-    a = await buildTestApp({ database: db, prefix, env: { ...env, QUEUE_STALL_SECONDS: '5', SWEEP_INTERVAL_SECONDS: '1' }, worker: true, sweeper: true })
+    a = await buildTestApp({ database: db, prefix, ...servedWorker(env) })
     b = await buildTestApp({ database: db, prefix, env })
     for (const app of [a, b]) {
       const emit = app.realtime.emit

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../src/app.js'
 import { alerts } from '../../src/db/schema.js'
 import { HEADER_BYTES } from '../../src/features/dashboard/envelope.js'
-import { buildTestApp, newPrefix } from '../helpers/fixture.js'
+import { buildTestApp, newPrefix, servedWorker } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { connectClient } from '../helpers/event-stream.js'
 import { expectFreshThroughFailover, streamThroughPrimaryKill, type FailoverStreamResult } from '../helpers/failover-stream.js'
@@ -38,8 +38,10 @@ describe('Sentinel failover', () => {
     const prefix = newPrefix()
     const all = { REDIS_DISABLED: 'false', REDIS_SENTINELS: group.sentinelsEnv, REDIS_SENTINEL_NAME: group.name, REDIS_PASSWORD: group.password!, ...env }
     const out: Array<{ app: App, base: string }> = []
+    // A runs the worker with the sweep timer, as `serve` does (its watchdog replaces a worker stuck after the
+    // failover); B is a peer without either.
     for (const worker of [true, false]) {
-      const app = await buildTestApp({ database: db, prefix, env: all, worker })
+      const app = await buildTestApp({ database: db, prefix, ...(worker ? servedWorker(all) : { env: all }) })
       apps.push(app)
       out.push({ app, base: await app.listen({ port: 0, host: '127.0.0.1' }) })
     }
