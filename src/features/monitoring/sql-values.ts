@@ -13,14 +13,6 @@ export function asDate (v: unknown): Date {
   return new Date(iso)
 }
 
-export function asDateOrNull (v: unknown): Date | null {
-  return v === null || v === undefined ? null : asDate(v)
-}
-
-export function asNumberOrNull (v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v)
-}
-
 /** A timestamptz parameter: ISO text cast in SQL, identical on both drivers. */
 export function iso (d: Date): string {
   return d.toISOString()
