@@ -131,7 +131,7 @@ export function closingNotes (r: Report): string[] {
       }
       case 'emitP99': {
         const d = on.service.emitDelay
-        out.push(`- **Emit delay p99 ${b.measured} (bar ${b.target}).** COMMIT to emit over ${d.count.toLocaleString('en-US')} publications, p50 ${d.p50Ms ?? '–'} ms: the invalidation (p99 ${r.invalidationMs.p99 ?? '–'} ms) plus the wait for the reload of what it deleted, capped by CACHE_REFRESH_WAIT_MS. ` +
+        out.push(`- **Emit delay p99 ${b.measured} (bar ${b.target}).** COMMIT to emit over ${d.count.toLocaleString('en-US')} publications, p50 ${d.p50Ms ?? '–'} ms: the invalidation (p99 ${r.invalidationMs.p99 ?? '–'} ms) plus the wait for the reload of what it deleted, which ends CACHE_REFRESH_WAIT_MS after the COMMIT. ` +
           'What would close it: a lower CACHE_REFRESH_WAIT_MS (more refetches then join the reload instead of hitting).')
         break
       }

@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Counte
 
 /** Latency buckets from 0.2 ms to 1 s: a cache hit takes well under a millisecond, a slow Redis up to the command timeout. */
 export const fastBuckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+/** COMMIT to emit: fine around the refresh wait (CACHE_REFRESH_WAIT_MS, 15 ms) and the 20 ms it must stay under. */
+export const emitDelayBuckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.1, 0.25, 0.5, 1]
 /** Database-bound work: 1 ms to 5 s. */
 export const slowBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
@@ -27,7 +29,7 @@ export function createMetrics (registry = new Registry(), opts: { defaultMetrics
     readingsDuplicate: m.counter({ name: 'coldboard_readings_duplicate_total', help: 'Readings already stored (same device and recordedAt)' }),
     ingestionPath: m.counter({ name: 'coldboard_ingestion_batches_total', help: 'Ingested batches by processing path', labelNames: ['path'] as const }),
     eventsEmitted: m.counter({ name: 'coldboard_events_emitted_total', help: 'Socket.io events emitted', labelNames: ['event'] as const }),
-    emitDelay: m.histogram({ name: 'coldboard_change_emit_delay_seconds', help: "From a change's COMMIT to the emit of its events (the invalidation and the refresh of what it deleted in between)", buckets: fastBuckets })
+    emitDelay: m.histogram({ name: 'coldboard_change_emit_delay_seconds', help: "From a change's COMMIT to the emit of its events (the invalidation and the refresh of what it deleted in between)", buckets: emitDelayBuckets })
   }
 }
 export type Metrics = ReturnType<typeof createMetrics>

@@ -11,7 +11,13 @@ export interface Change<T> {
 }
 
 /** One organization's share of a committed change, as the invalidation step receives it. */
-export interface Publication { organizationId: string, events: ChangeEvent[], orgWide: boolean }
+export interface Publication {
+  organizationId: string
+  events: ChangeEvent[]
+  orgWide: boolean
+  /** performance.now() at COMMIT: the refresh before the emit waits at most CACHE_REFRESH_WAIT_MS from here. */
+  committedAt?: number
+}
 
 export interface ChangePipelineOptions {
   db: Db
@@ -38,7 +44,7 @@ export function createChangePipeline (opts: ChangePipelineOptions) {
     const byOrg = new Map<string, Publication>()
     const of = (organizationId: string) => {
       let p = byOrg.get(organizationId)
-      if (!p) byOrg.set(organizationId, p = { organizationId, events: [], orgWide: false })
+      if (!p) byOrg.set(organizationId, p = { organizationId, events: [], orgWide: false, committedAt })
       return p
     }
     for (const orgId of change.orgWide ?? []) of(orgId).orgWide = true

@@ -204,10 +204,10 @@ export function createReadThrough (opts: {
 
   /**
    * After an event's invalidation: reloads the entries it deleted (those somebody had read within a TTL) with the
-   * time they had left, and waits for them at most `waitMs`. An organization-wide invalidation reloads only the
-   * organization-level entries.
+   * time they had left, and waits for them until `waitMs` after the COMMIT. An organization-wide invalidation
+   * reloads only the organization-level entries.
    */
-  async function refreshAfter (p: Publication, entries: Entry[], survivors: Survivors): Promise<void> {
+  async function refreshAfter (p: Publication, entries: Entry[], survivors: Survivors, committedAt: number): Promise<void> {
     const waits = new Map<string, Promise<void>>()
     const candidates = p.orgWide ? [...entries, ...orgLevelEntries(p.organizationId)] : entries
     for (const e of candidates) {
@@ -219,9 +219,12 @@ export function createReadThrough (opts: {
       if (left !== undefined && left >= 1000) waits.set(key, reload(e, key, 'event', Math.floor(left / 1000)))
       else if (reloads.has(key)) waits.set(key, reloads.get(key)!.promise)
     }
-    if (waits.size === 0) return
+    // The bound runs from COMMIT, not from here: the invalidation's own time is part of it, so the emit comes at
+    // most CACHE_REFRESH_WAIT_MS after the commit (plus the invalidation, when that alone took longer).
+    const leftMs = refresh.waitMs - (performance.now() - committedAt)
+    if (waits.size === 0 || leftMs <= 0) return
     const ac = new AbortController()
-    await Promise.race([Promise.all(waits.values()), sleep(refresh.waitMs, undefined, { signal: ac.signal, ref: false }).catch(() => {})])
+    await Promise.race([Promise.all(waits.values()), sleep(leftMs, undefined, { signal: ac.signal, ref: false }).catch(() => {})])
     ac.abort()
   }
 
@@ -272,13 +275,14 @@ export function createReadThrough (opts: {
      * with refresh on, reloads what it dropped so that the viewers' refetch after the emit is a hit.
      */
     async invalidate (p: Publication): Promise<void> {
+      const committedAt = p.committedAt ?? performance.now()
       const entries = p.events.flatMap(entriesForEvent)
       const survivors = await invalidator.invalidate(p.organizationId, {
         fields: [...new Set(entries.map(fenceField))],
         keys: [...new Set(entries.map(keys.entry))],
         groupWide: p.orgWide
       })
-      if (refresh.enabled && survivors.size > 0) await refreshAfter(p, entries, survivors)
+      if (refresh.enabled && survivors.size > 0) await refreshAfter(p, entries, survivors, committedAt)
     },
 
     hasPending: (orgId: string) => invalidator.hasPending(orgId),

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
 import { units } from '../../../src/db/schema.js'
@@ -8,6 +9,7 @@ import type { ChangeEvent } from '../../../src/features/changes/events.js'
 import { open } from '../../../src/features/dashboard/envelope.js'
 import type { QueryType } from '../../../src/features/dashboard/query-types.js'
 import type { UnitCounts } from '../../../src/features/dashboard/types.js'
+import type { TestDatabase } from '../../helpers/db.js'
 import { useTestApp } from '../../helpers/fixture.js'
 import type { OrgFixture } from '../../helpers/fixtures.js'
 import { sharedRedisUrl, waitFor } from '../../helpers/redis.js'
@@ -157,6 +159,41 @@ describe('refresh on event: what an event deletes is reloaded before the emit', 
     // (Both steps stopped waiting after CACHE_REFRESH_WAIT_MS; the reload goes on.)
     await waitFor(async () => await admin.exists(key) === 1, 5000, 'the entry reloaded after the second change')
     await expectFreshHit(h, 2)
+  })
+
+  it('a reload slower than CACHE_REFRESH_WAIT_MS does not hold the emit: it goes on, and a viewer who comes meanwhile joins it', async () => {
+    const h = await ctx.org({ units: 2 })
+    await read(h, statusUrl(h))
+    const key = ctx.app.dashboard.keys.entry({ queryType: 'units_status', orgId: h.org.id })
+    await setHot(h, 0)
+    const emitted: string[] = []
+    const emit = ctx.app.realtime.emit
+    ctx.app.realtime.emit = (event) => { emitted.push(event.name); emit(event) }
+    // Another session holds a lock the units panel's query needs: the event's reload waits, as a slow load would.
+    const blocker = new pg.Client({ connectionString: (ctx.database as TestDatabase).url })
+    await blocker.connect()
+    try {
+      await blocker.query('begin')
+      await blocker.query('lock table units in access exclusive mode')
+      const coalesced = await counter(ctx.app, 'dashboard_cache_coalesced_total', { query_type: 'units_status' })
+      // The step gives up CACHE_REFRESH_WAIT_MS after the COMMIT; the event goes out with the reload still blocked.
+      await publish([unitUpdate(h.org.id, h.units[0]!.id)])
+      expect(emitted).toEqual(['unitUpdate'])
+      expect(await admin.exists(key)).toBe(0)
+      // The viewer told by the event joins the reload in flight: neither a hit nor a load of its own.
+      const refetch = read(h, statusUrl(h))
+      await waitFor(async () => await counter(ctx.app, 'dashboard_cache_coalesced_total', { query_type: 'units_status' }) === coalesced + 1, 5000, 'the refetch joining the reload')
+      await blocker.query('rollback')
+      const res = await refetch
+      expect(res.headers['x-cache']).toBe('miss')
+      expect(res.json<UnitCounts>().too_hot).toBe(1)
+    } finally {
+      ctx.app.realtime.emit = emit
+      await blocker.query('rollback').catch(() => {})
+      await blocker.end()
+    }
+    await waitFor(async () => await admin.exists(key) === 1, 5000, 'the reload stored')
+    await expectFreshHit(h, 1)
   })
 
   it('through the write path, commits finishing at different times cost at most one reload per script run', async () => {
