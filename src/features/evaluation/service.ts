@@ -32,7 +32,8 @@ export function createEvaluation (opts: {
   const reconciled = m.counter({ name: 'coldboard_readings_reconciled_units_total', help: 'Units whose stored readings were found unevaluated and evaluated by the reconciler' })
   const unresolvable = m.counter({ name: 'coldboard_jobs_unresolvable_total', help: 'Evaluation jobs naming an organization or units that do not exist (failed, never completed)' })
   const localUpkeeps = m.counter({ name: 'coldboard_local_upkeep_total', help: 'Sweeper ticks that swept and reconciled in this process because the queue was unavailable or stalled', labelNames: ['reason'] })
-  const workerRestarts = m.counter({ name: 'coldboard_queue_worker_restarts_total', help: "This process's queue workers replaced because jobs waited past QUEUE_STALL_SECONDS while they took none" })
+  const workerRestarts = m.counter({ name: 'coldboard_queue_worker_restarts_total', help: "This process's queue workers replaced because they took no job while jobs waited: past QUEUE_STALL_SECONDS, or 5 s after their connection came back" })
+  queue?.onWorkersReplaced(() => workerRestarts.inc())
 
   /** Evaluates the units whose readings were stored but never evaluated; how many. */
   async function reconcile (): Promise<number> {
@@ -100,7 +101,7 @@ export function createEvaluation (opts: {
           const idle = queue.workerIdleMs()
           if (idle !== null && idle > opts.stallSeconds * 1000) {
             log.warn({ idleSeconds: Math.round(idle / 1000) }, "evaluation jobs wait past QUEUE_STALL_SECONDS and this process's queue worker took none meanwhile: replacing it")
-            if (await queue.restartWorkers()) workerRestarts.inc()
+            await queue.restartWorkers()
           }
           // One process per sweep interval does the upkeep (the lease), not every one: with workers merely behind,
           // N reconcilers would scan for and lock the same units.

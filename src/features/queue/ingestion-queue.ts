@@ -20,6 +20,13 @@ const MAINTAIN_SCHEDULER = 'partitions-retention'
 export const MAINTAIN_EVERY_MS = 3600_000
 const ENQUEUE_TIMEOUT_MS = 1000
 const CLOSE_TIMEOUT_MS = 5000
+/**
+ * After the evaluation worker's connection comes back from a disconnect (a failover, a Redis restart), how long a
+ * job may go on waiting while the worker takes none before the worker is replaced: a BullMQ worker was seen to stay
+ * stuck after such a reconnection (taskforcesh/bullmq#3088), and waiting for QUEUE_STALL_SECONDS would make every
+ * alert that late. A healthy worker takes a waiting job within milliseconds of its reconnection.
+ */
+export const RECONNECT_CHECK_MS = 5000
 
 /** True when `p` settled within `ms`. */
 async function settlesWithin (p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -84,6 +91,30 @@ export function createIngestionQueue (opts: {
 
   /** The workers' own connections (BullMQ does not close a connection it was given). */
   const workerConnections: RedisClient[] = []
+  const replacedListeners: Array<(reason: 'stalled' | 'reconnected') => void> = []
+
+  /**
+   * RECONNECT_CHECK_MS after the evaluation worker's connection came back: if a job waited all that time while the
+   * worker took none, the worker is stuck on its new connection and is replaced.
+   */
+  async function checkAfterReconnect (connection: RedisClient, reconnectedAt: number): Promise<void> {
+    if (closed || !workerConnections.includes(connection) || lastTakenAt >= reconnectedAt) return
+    const stats = await ingestion.stats()
+    if (stats === null || stats.waiting === 0 || stats.oldestWaitingSeconds * 1000 < RECONNECT_CHECK_MS) return
+    if (closed || !workerConnections.includes(connection) || lastTakenAt >= reconnectedAt) return
+    log.warn({ waiting: stats.waiting, oldestWaitingSeconds: stats.oldestWaitingSeconds }, "the queue worker took no job since its connection came back while jobs wait: replacing it")
+    await replaceWorkers('reconnected')
+  }
+
+  async function replaceWorkers (reason: 'stalled' | 'reconnected'): Promise<boolean> {
+    if (closed || !startedHandlers) return false
+    await closeWorkers()
+    for (const c of workerConnections.splice(0)) opts.redis.release(c)
+    if (closed) return false
+    createWorkers(startedHandlers)
+    for (const listener of replacedListeners) listener(reason)
+    return true
+  }
 
   function createWorkers (handlers: MaintenanceHandlers): void {
     const connection = opts.redis.connection('worker')
@@ -101,6 +132,16 @@ export function createIngestionQueue (opts: {
     })
     lastTakenAt = Date.now()
     worker.on('active', () => { lastTakenAt = Date.now() })
+    let dropped = false
+    connection.on('close', () => { dropped = true })
+    connection.on('ready', () => {
+      if (!dropped || closed) return
+      dropped = false
+      const reconnectedAt = Date.now()
+      setTimeout(() => {
+        checkAfterReconnect(connection, reconnectedAt).catch((err: Error) => log.warn({ err: err.message }, 'worker check after a reconnection failed'))
+      }, RECONNECT_CHECK_MS).unref()
+    })
     const upkeep = new Worker(MAINTENANCE_QUEUE, async (job: Job) => {
       if (job.name === 'reconcile') await handlers.reconcile()
       else if (job.name === 'maintain') await handlers.maintain?.()
@@ -127,7 +168,7 @@ export function createIngestionQueue (opts: {
     }
   }
 
-  return {
+  const ingestion = {
     queue,
     ready: () => producerConnection.status === 'ready',
 
@@ -225,13 +266,11 @@ export function createIngestionQueue (opts: {
      * watchdog calls it when jobs wait past QUEUE_STALL_SECONDS and this worker took none meanwhile. A job the
      * old worker still held is retried by BullMQ's stalled-job check; evaluation is idempotent.
      */
-    async restartWorkers (): Promise<boolean> {
-      if (closed || !startedHandlers) return false
-      await closeWorkers()
-      for (const c of workerConnections.splice(0)) opts.redis.release(c)
-      if (closed) return false
-      createWorkers(startedHandlers)
-      return true
+    restartWorkers: (): Promise<boolean> => replaceWorkers('stalled'),
+
+    /** Called each time this process's workers were replaced: by the watchdog ('stalled') or after a reconnection. */
+    onWorkersReplaced (listener: (reason: 'stalled' | 'reconnected') => void): void {
+      replacedListeners.push(listener)
     },
 
     async healthCheck (): Promise<{ ok: boolean, latencyMs: number }> {
@@ -258,5 +297,6 @@ export function createIngestionQueue (opts: {
       if (!await settlesWithin(Promise.allSettled([queue.close(), maintenance.close()]), CLOSE_TIMEOUT_MS)) log.warn('queues did not close in time')
     }
   }
+  return ingestion
 }
 export type IngestionQueue = ReturnType<typeof createIngestionQueue>

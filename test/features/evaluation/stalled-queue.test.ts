@@ -1,11 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
-import { describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { App } from '../../../src/app.js'
 import { units } from '../../../src/db/schema.js'
 import { RECONCILE_GRACE_MS } from '../../../src/features/evaluation/service.js'
-import { useTestApp, type TestContext } from '../../helpers/fixture.js'
-import type { OrgFixture } from '../../helpers/fixtures.js'
-import { waitFor } from '../../helpers/redis.js'
+import { RECONNECT_CHECK_MS } from '../../../src/features/queue/ingestion-queue.js'
+import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
+import { buildTestApp, useTestApp, type TestContext } from '../../helpers/fixture.js'
+import { createOrgFixture, type OrgFixture } from '../../helpers/fixtures.js'
+import { startPrivateRedis, waitFor, type PrivateRedis } from '../../helpers/redis.js'
 
 /**
  * The sweeper's watchdog (src/features/evaluation/service.ts `localUpkeep`): Redis answers, so readings are
@@ -111,4 +115,70 @@ describe('two instances while no worker takes the jobs (shared Redis, QUEUE_STAL
     expect(await other.evaluation.localUpkeep()).toBe('stalled')
     expect(await holder.evaluation.localUpkeep()).toBe('elsewhere')
   })
+})
+
+describe('a worker that takes no job after its connection came back (a private Redis, QUEUE_STALL_SECONDS=3600)', () => {
+  let db: TestDatabase
+  let redis: PrivateRedis
+  let app: App
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    redis = await startPrivateRedis()
+    // The stall watchdog is an hour away and no sweep timer runs: only the check after the reconnection acts here.
+    app = await buildTestApp({ database: db, redis: redis.url, env: { QUEUE_STALL_SECONDS: '3600' }, worker: true })
+    await app.ready()
+    await waitFor(() => app.queue!.workers().length > 0, 10_000, 'the workers started')
+  }, 60_000)
+  afterAll(async () => {
+    await app?.close()
+    await redis?.stop()
+    await db?.drop()
+  })
+
+  const restarts = async () => Number(/^coldboard_queue_worker_restarts_total (\S+)$/m.exec((await app.inject({ url: '/metrics' })).body)?.[1] ?? 0)
+  const ingest = async (fx: OrgFixture, temperature: number, recordedAt: Date) => (await app.inject({
+    method: 'POST',
+    url: '/api/ingest/readings',
+    headers: { 'x-api-key': fx.apiKey },
+    payload: { readings: [{ deviceEui: fx.devices[0]!.deviceEui, temperature, recordedAt: recordedAt.toISOString() }] }
+  })).statusCode
+  /** Drops every client connection of the app (as a failover does); Redis keeps its data. */
+  const dropConnections = async () => {
+    const admin = new Redis(redis.url)
+    try {
+      await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+    } finally {
+      admin.disconnect()
+    }
+  }
+  const stateOf = async (fx: OrgFixture) => (await db.db.select().from(units).where(eq(units.id, fx.units[0]!.id)))[0]!.state
+
+  it('is replaced RECONNECT_CHECK_MS after the reconnection when a job waited all along, and the new worker takes the job', async () => {
+    const fx = await createOrgFixture(db.db, { units: 1, tempMin: 2, tempMax: 8, createdAt: new Date(Date.now() - 3_600_000) })
+    const [stuck] = app.queue!.workers()
+    // A worker that takes no more jobs although its connection is ready again: what bullmq#3088 describes.
+    await stuck!.pause()
+    expect(await ingest(fx, 12, new Date(Date.now() - 1000))).toBe(202)
+    expect(await restarts()).toBe(0)
+
+    // Every client connection of the app dropped; the job still waits.
+    await dropConnections()
+    const dropped = Date.now()
+    await waitFor(async () => await restarts() === 1, RECONNECT_CHECK_MS + 15_000, 'the worker replaced after its reconnection')
+    expect(Date.now() - dropped).toBeGreaterThanOrEqual(RECONNECT_CHECK_MS - 1000)
+    const [replacement] = app.queue!.workers()
+    expect(replacement).not.toBe(stuck)
+    // The reading is younger than the reconciler's grace and no sweeper runs: only the new worker can evaluate it.
+    await waitFor(async () => await stateOf(fx) === 'too_hot', 15_000, 'the new worker to evaluate the queued reading')
+    expect(await restarts()).toBe(1)
+
+    // A healthy worker is left alone: connections dropped again, a reading queued meanwhile is taken at once.
+    await dropConnections()
+    await waitFor(() => app.queue!.ready(), 10_000, 'the queue connection back')
+    expect(await ingest(fx, 5, new Date())).toBe(202)
+    await waitFor(async () => await stateOf(fx) === 'normal', 15_000, 'the worker to evaluate the reading after the reconnection')
+    await sleep(RECONNECT_CHECK_MS + 1000)
+    expect(await restarts()).toBe(1)
+    expect(app.queue!.workers()[0]).toBe(replacement)
+  }, 60_000)
 })
