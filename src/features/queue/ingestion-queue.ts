@@ -102,7 +102,7 @@ export function createIngestionQueue (opts: {
     const stats = await ingestion.stats()
     if (stats === null || stats.waiting === 0 || stats.oldestWaitingSeconds * 1000 < RECONNECT_CHECK_MS) return
     if (closed || !workerConnections.includes(connection) || lastTakenAt >= reconnectedAt) return
-    log.warn({ waiting: stats.waiting, oldestWaitingSeconds: stats.oldestWaitingSeconds }, "the queue worker took no job since its connection came back while jobs wait: replacing it")
+    log.warn({ waiting: stats.waiting, oldestWaitingSeconds: stats.oldestWaitingSeconds }, 'the queue worker took no job since its connection came back while jobs wait: replacing it')
     await replaceWorkers('reconnected')
   }
 
