@@ -91,28 +91,29 @@ export function createIngestionQueue (opts: {
 
   /** The workers' own connections (BullMQ does not close a connection it was given). */
   const workerConnections: RedisClient[] = []
-  const replacedListeners: Array<(reason: 'stalled' | 'reconnected') => void> = []
+  const replacedListeners: Array<() => void> = []
 
   /**
    * RECONNECT_CHECK_MS after the evaluation worker's connection came back: if a job waited all that time while the
    * worker took none, the worker is stuck on its new connection and is replaced.
    */
   async function checkAfterReconnect (connection: RedisClient, reconnectedAt: number): Promise<void> {
-    if (closed || !workerConnections.includes(connection) || lastTakenAt >= reconnectedAt) return
+    // Still this process's worker, and it has taken nothing since (checked again after the count's round trip).
+    const idleSince = () => !closed && workerConnections.includes(connection) && lastTakenAt < reconnectedAt
+    if (!idleSince()) return
     const stats = await ingestion.stats()
-    if (stats === null || stats.waiting === 0 || stats.oldestWaitingSeconds * 1000 < RECONNECT_CHECK_MS) return
-    if (closed || !workerConnections.includes(connection) || lastTakenAt >= reconnectedAt) return
+    if (stats === null || stats.waiting === 0 || stats.oldestWaitingSeconds * 1000 < RECONNECT_CHECK_MS || !idleSince()) return
     log.warn({ waiting: stats.waiting, oldestWaitingSeconds: stats.oldestWaitingSeconds }, 'the queue worker took no job since its connection came back while jobs wait: replacing it')
-    await replaceWorkers('reconnected')
+    await replaceWorkers()
   }
 
-  async function replaceWorkers (reason: 'stalled' | 'reconnected'): Promise<boolean> {
+  async function replaceWorkers (): Promise<boolean> {
     if (closed || !startedHandlers) return false
     await closeWorkers()
     for (const c of workerConnections.splice(0)) opts.redis.release(c)
     if (closed) return false
     createWorkers(startedHandlers)
-    for (const listener of replacedListeners) listener(reason)
+    for (const listener of replacedListeners) listener()
     return true
   }
 
@@ -266,10 +267,10 @@ export function createIngestionQueue (opts: {
      * watchdog calls it when jobs wait past QUEUE_STALL_SECONDS and this worker took none meanwhile. A job the
      * old worker still held is retried by BullMQ's stalled-job check; evaluation is idempotent.
      */
-    restartWorkers: (): Promise<boolean> => replaceWorkers('stalled'),
+    restartWorkers: replaceWorkers,
 
-    /** Called each time this process's workers were replaced: by the watchdog ('stalled') or after a reconnection. */
-    onWorkersReplaced (listener: (reason: 'stalled' | 'reconnected') => void): void {
+    /** Called each time this process's workers were replaced: by the watchdog or after a reconnection. */
+    onWorkersReplaced (listener: () => void): void {
       replacedListeners.push(listener)
     },
 
