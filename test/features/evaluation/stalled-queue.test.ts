@@ -84,7 +84,8 @@ describe("this process's worker stops taking jobs (shared Redis, QUEUE_STALL_SEC
     expect(stuck!.closing).not.toBeNull()
     // The reading is younger than the reconciler's grace: only the new worker can have evaluated it.
     await waitFor(async () => (await unitState(ctx, fx, 0)).state === 'too_hot', 15_000, 'the new worker to evaluate the queued reading')
-    expect((await ctx.app.queue!.stats())).toMatchObject({ waiting: 0, active: 0 })
+    // The job's completion is recorded in Redis just after its evaluation committed: the queue drains a moment later.
+    await waitFor(async () => { const s = await ctx.app.queue!.stats(); return s?.waiting === 0 && s.active === 0 }, 5000, 'the queue drained')
 
     // Working again: the next tick leaves everything to the queue.
     await acceptOutOfRange(ctx, fx, 1)
