@@ -9,6 +9,7 @@ const table = (headers: string[], rows: Array<Array<string | number | null>>) =>
 ].join('\n')
 const pct = (x: number | null | undefined, digits = 1) => x === null || x === undefined ? '–' : `${(x * 100).toFixed(digits)} %`
 const num = (x: number | null | undefined) => x === null || x === undefined ? '–' : x.toLocaleString('en-US')
+const srvShort = (x: { n: number, p50: number | null, p99: number | null }) => x.n === 0 ? '–' : `${x.p50 ?? '–'} / ${x.p99 ?? '–'}`
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`
 
 /** report.md: the bars first, then the workload, the figures, the method, and why a bar was missed. */
@@ -41,7 +42,12 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     `${panels.map((p) => `${p} (\`${panelPaths[p]}\`)`).join(', ')}; each viewer watches a different unit's trend. ` +
     'On every event they refetch the panels it affects, exactly like the page in `web/` (unitUpdate: overview, unit counts, and the trend if it is their unit; alert events: overview, alert counts; deviceStatusChange: overview, devices online); a panel already loading is reloaded once more when it finishes.')
   out.push(`- **Phases.** Writers alone for ${w.writersOnlySeconds} s (PostgreSQL's write-only rate), then the viewers connect; after one poll period of warm-up (dashboards are open when measuring starts) ${w.durationSeconds} s are measured.`)
-  out.push(`- **Cache on / off.** The same workload against \`coldboard serve\` started by the benchmark as a child process${w.workerProcess ? ' (cache on: `serve --no-worker` and a `coldboard worker` process, as deploy/ runs them)' : ' (its queue worker and sweeper in the same process)'}: with a private redis-server (cache, BullMQ queue, Socket.io adapter; CACHE_TTL_SECONDS ${w.cacheTtlSeconds}), ` +
+  // Both absent from reports written before they existed (--render-only).
+  const refreshWaitMs = (w as { cacheRefreshWaitMs?: number }).cacheRefreshWaitMs
+  const withRefreshOff = (r.runs as { refreshOff?: unknown }).refreshOff !== undefined
+  out.push(`- **Cache on / off.** The same workload against \`coldboard serve\` started by the benchmark as a child process${w.workerProcess ? ' (cache on: `serve --no-worker` and a `coldboard worker` process, as deploy/ runs them)' : ' (its queue worker and sweeper in the same process)'}: ` +
+    `with a private redis-server (cache, BullMQ queue, Socket.io adapter; CACHE_TTL_SECONDS ${w.cacheTtlSeconds}${refreshWaitMs === undefined ? '' : `, CACHE_REFRESH_WAIT_MS ${refreshWaitMs}`}), ` +
+    (withRefreshOff ? 'then the same with `CACHE_REFRESH=false` from an empty Redis (the before of the refresh on invalidation, below), ' : '') +
     'then with `REDIS_DISABLED=true` — the service without Redis: every dashboard read goes to PostgreSQL, ingestion evaluates inline instead of through BullMQ (the same database work, done in the request). The cache-on run goes first, so the cache-off run finds PostgreSQL\'s buffers at least as warm.')
   out.push('- **Clients only.** The simulator talks to coldboard over HTTP and Socket.io only; it runs on the same 2 cores as coldboard, PostgreSQL and Redis (its event-loop delay is reported below).', '')
 
@@ -68,6 +74,27 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push(`**dbQueryReduction = ${pct(r.dbQueryReduction)}**${range ? ` (${pct(range[0])} to ${pct(range[1])} within the write-only rate's spread)` : ''}: dashboard reads per second, cache on against cache off, from PostgreSQL's statistics. ${r.dbStats.note}. ` +
     `Rows read by dashboard reads: ${pct(r.dbStats.rowsReadReduction)} fewer. The service's own counter (dashboard_db_load_total) says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)}. ` +
     `Counting the ingestion writes too, which no cache removes: ${pct(r.dbStats.wholeWorkloadTransactionsReduction)} fewer transactions.`, '')
+
+  // Absent from reports written before this run existed (--render-only).
+  const before = (r.runs as { refreshOff?: typeof on }).refreshOff
+  if (before) {
+    out.push('## Refresh on invalidation: before and after', '')
+    out.push('The same cache-on workload run a second time with `CACHE_REFRESH=false` (plain cache-aside: an event deletes what it changed, the viewers\' refetch loads it), from an empty Redis, between the two runs above. ' +
+      'With the refresh, the emit waits for the reload of what the event deleted (at most CACHE_REFRESH_WAIT_MS after the COMMIT), so that the refetch it triggers is a hit.', '')
+    const lat3 = (p: Percentiles) => p.n === 0 ? '–' : `${p.p50} / ${p.p99}`
+    const outcomes = (x: typeof on) => `${num(x.service.hits)} / ${num(x.service.misses)} / ${num(x.service.coalesced)}`
+    out.push(table(['', 'refresh on (the default)', 'refresh off (before)'], [
+      ['emit delay (COMMIT to emit) p50 / p99 ms', `${on.service.emitDelay.p50Ms ?? '–'} / ${on.service.emitDelay.p99Ms ?? '–'}`, `${before.service.emitDelay.p50Ms ?? '–'} / ${before.service.emitDelay.p99Ms ?? '–'}`],
+      ['event to invalidation complete p50 / p99 ms', `${on.service.invalidation.p50Ms ?? '–'} / ${on.service.invalidation.p99Ms ?? '–'}`, `${before.service.invalidation.p50Ms ?? '–'} / ${before.service.invalidation.p99Ms ?? '–'}`],
+      ['hit rate (service metrics)', pct(on.service.hitRate), pct(before.service.hitRate)],
+      ['hits / misses / coalesced', outcomes(on), outcomes(before)],
+      ['client view: refetch-after-event hits / misses', `${num(on.clients.byKind.refetch.hit)} / ${num(on.clients.byKind.refetch.miss)}`, `${num(before.clients.byKind.refetch.hit)} / ${num(before.clients.byKind.refetch.miss)}`],
+      ['client latency, all panels, p50 / p99 ms', lat3(on.clients.latency.all), lat3(before.clients.latency.all)],
+      ['server hit p50 / p99 ms', srvShort(on.service.requestMs.hit), srvShort(before.service.requestMs.hit)],
+      ['dashboard loads against PostgreSQL per s (service counter)', r.refreshBeforeAfter.serviceCountedLoadsPerSecond.after, r.refreshBeforeAfter.serviceCountedLoadsPerSecond.before],
+      ['events emitted', num(Object.values(on.service.eventsEmitted).reduce((a, b) => a + b, 0)), num(Object.values(before.service.eventsEmitted).reduce((a, b) => a + b, 0))]
+    ]), '')
+  }
 
   out.push('## Latency as the clients see it', '')
   const lat = (p: Percentiles) => p.n === 0 ? '–' : `${p.p50} / ${p.p95} / ${p.p99}`

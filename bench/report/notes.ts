@@ -131,7 +131,10 @@ export function closingNotes (r: Report): string[] {
       }
       case 'emitP99': {
         const d = on.service.emitDelay
-        out.push(`- **Emit delay p99 ${b.measured} (bar ${b.target}).** COMMIT to emit over ${d.count.toLocaleString('en-US')} publications, p50 ${d.p50Ms ?? '–'} ms: the invalidation (p99 ${r.invalidationMs.p99 ?? '–'} ms) then the wait for the reload of what it deleted, which ends CACHE_REFRESH_WAIT_MS (15 ms by default) after the COMMIT. ` +
+        const wait = (r.workload as { cacheRefreshWaitMs?: number }).cacheRefreshWaitMs
+        const before = (r.runs as { refreshOff?: typeof on }).refreshOff?.service.emitDelay
+        out.push(`- **Emit delay p99 ${b.measured} (bar ${b.target}).** COMMIT to emit over ${d.count.toLocaleString('en-US')} publications, p50 ${d.p50Ms ?? '–'} ms: the invalidation (p99 ${r.invalidationMs.p99 ?? '–'} ms) then the wait for the reload of what it deleted, which ends CACHE_REFRESH_WAIT_MS (${wait ?? '–'} ms in this run) after the COMMIT. ` +
+          (before ? `Without the refresh (the before, same run) the emit follows the invalidation alone: p50 ${before.p50Ms ?? '–'} ms, p99 ${before.p99Ms ?? '–'} ms. ` : '') +
           'Past that bound what is left is the invalidation\'s own tail and the time the emit waits for a core (a timer fires late on 2 busy cores). ' +
           'What would close it: cores of the service\'s own (the simulator and PostgreSQL elsewhere); a lower CACHE_REFRESH_WAIT_MS trades hits for refetches that join the reload (coalesced).')
         break

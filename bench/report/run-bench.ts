@@ -5,6 +5,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
+import { envSchema } from '../../src/config.js'
 import { machine } from '../lib/stats.js'
 import { startBenchRedis } from '../lib/redis-server.js'
 import { createWorkloadDatabase, seedWorkload } from '../workload/dataset.js'
@@ -26,7 +27,7 @@ const TTL_SECONDS = 60
 const PLOT = 'latency-percentiles.svg'
 
 export const benchUsage = `usage: coldboard bench [flags]
-Runs W1 with the cache on and off (coldboard serve as a child process, a private redis-server, a database of
+Runs W1 with the cache on, on without its refresh on invalidation, and off (coldboard serve as a child process, a private redis-server, a database of
 its own), the invalidation, hit-path and peer micro-benchmarks, and writes DIR/report.json, DIR/report.md and
 the latency plot. docs/PERFORMANCE.md explains the figures.
   --out DIR                     where to write the report (default bench-out)
@@ -153,8 +154,8 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
     log(`database statistics: ${pgStats.source}`)
     const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS), ...a.serviceEnv }
     if (Object.keys(a.serviceEnv).length > 0) log(`service environment added: ${JSON.stringify(a.serviceEnv)}`)
-    const run = async (label: string, redisUrl: string | null, atEnd?: () => Promise<void>): Promise<RunResult> => {
-      const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, workerProcess: a.workerProcess, dataDir, env, log })
+    const run = async (label: string, redisUrl: string | null, atEnd?: () => Promise<void>, extraEnv: Record<string, string> = {}): Promise<RunResult> => {
+      const service = await startService({ databaseUrl: db.url, redisUrl, jwtSecret, instances: 1, workerProcess: a.workerProcess, dataDir, env: { ...env, ...extraEnv }, log })
       try {
         return await runWorkload({ label, workload: a.workload, targets: service.urls, alsoScrape: service.workerUrl ? [service.workerUrl] : [], orgs, jwtSecret, confirmMinutes: RULES.confirmMinutes, pgStats: pgStats!, atEnd, log })
       } finally {
@@ -163,6 +164,10 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
     }
     let memory: CacheMemory | null = null
     const cached = await run('cache on', redis.url, async () => { memory = await measureCacheMemory(redis.client, orgs.map((o) => o.orgId)) })
+    // The "before" of the refresh on invalidation: the same cache as plain cache-aside (an event deletes, the viewers'
+    // refetch loads), from an empty Redis like the run above.
+    await redis.client.flushall()
+    const refreshOff = await run('cache on, refresh off', redis.url, undefined, { CACHE_REFRESH: 'false' })
     const uncached = await run('cache off', null)
     await redis.client.flushall()
     const invalidation = await invalidationMicro({
@@ -204,9 +209,11 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
       },
       workload: a.workload,
       cacheTtlSeconds: TTL_SECONDS,
+      cacheRefreshWaitMs: envSchema.shape.CACHE_REFRESH_WAIT_MS.parse(a.serviceEnv.CACHE_REFRESH_WAIT_MS),
       workerProcess: a.workerProcess,
       pg: { source: pgStats.source, note: pgStats.note },
       cached,
+      refreshOff,
       uncached,
       memory: memory ?? { orgs: orgs.length, keys: 0, totalBytes: 0, bytesPerOrg: 0, maxOrgBytes: 0, byKind: {} },
       invalidation,

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { envSchema } from '../../src/config.js'
 import { adminUrl } from '../helpers/db.js'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -52,6 +53,11 @@ describe('coldboard bench --smoke', () => {
     expect(report.latencyMs.uncached.all.n).toBeGreaterThan(0)
     expect(report.runs.cached.service.hits).toBeGreaterThan(0)
     expect(report.runs.uncached.service.hits).toBe(0)
+    // The refresh's before: the cache on without it, its emit delay beside the refresh's own.
+    expect(report.runs.refreshOff.service.hits).toBeGreaterThan(0)
+    expect(Object.values(report.runs.refreshOff.service.refreshes as Record<string, number>).filter((n) => n > 0)).toEqual([])
+    expect(report.refreshBeforeAfter).toMatchObject({ emitDelayMs: { before: { count: expect.any(Number) }, after: { count: expect.any(Number) } } })
+    expect(report.workload.cacheRefreshWaitMs).toBe(envSchema.shape.CACHE_REFRESH_WAIT_MS.parse(undefined))
     expect(report.cacheMemory.keys).toBeGreaterThan(0)
     // Every bar is reported as met or missed.
     expect(report.bars.map((b: { id: string }) => b.id)).toEqual(['hitRate', 'dbQueryReduction', 'cachedP99', 'invalidationP99', 'cacheMBPer1000Orgs', 'hitThroughputRatio', 'peers', 'emitP99'])
@@ -63,6 +69,7 @@ describe('coldboard bench --smoke', () => {
     expect(md).toMatch(/^\| bar \| target \| measured \|/m)
     expect(md).not.toMatch(/\bissue \d/i)
     expect(md).toContain('](latency-percentiles.svg)')
+    expect(md).toContain('## Refresh on invalidation: before and after')
     expect(readFileSync(path.join(out, 'latency-percentiles.svg'), 'utf8')).toMatch(/^<svg /)
     // The smoke run leaves its database behind only when asked to.
     expect(res.stderr).not.toContain('could not drop')
