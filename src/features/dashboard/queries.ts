@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js'
 import { LEVELS, decompose, floorTo } from '../rollups/buckets.js'
 import { EPOCH, windowPieces, type RawRange, type Scope } from '../rollups/sql.js'
 import type {
-  AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, TemperatureTrend, TrendPoint, UnitCounts
+  AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, OrgCounts, TemperatureTrend, TrendPoint, UnitCounts
 } from './types.js'
 
 /** The rolling window of trends and compliance: (now − 24 h, now]. */
@@ -137,6 +137,8 @@ export interface DashboardQueryService extends DashboardQueries {
    * statement skips the 24 h scan and costs about a millisecond whatever the number of readings.
    */
   stats (orgId: string, opts?: { compliancePercentage?: number }): Promise<DashboardStats>
+  /** The overview's counts without its compliance figure: the units, alerts and devices panels in one statement. */
+  counts (orgId: string): Promise<OrgCounts>
   /** Every unit of the organization, active or not: whose per-unit entries an organization-wide invalidation drops. */
   unitIds (orgId: string): Promise<string[]>
 }
@@ -165,6 +167,13 @@ interface TrendRow {
   too_hot: boolean | null
   too_cold: boolean | null
 }
+
+// Key for key the rows of unitCounts, alertCounts and deviceCounts: an entry derived from these is the same JSON.
+const countsOf = (r: StatsRow): OrgCounts => ({
+  unitCounts: { total: r.u_total, normal: r.u_normal, too_hot: r.u_too_hot, too_cold: r.u_too_cold, offline: r.u_offline },
+  alertCounts: { unresolved: r.a_unresolved, acknowledged: r.a_acknowledged, critical: r.a_critical },
+  deviceCounts: { total: r.d_total, online: r.d_online, offline: r.d_offline }
+})
 
 async function one<T> (db: Db, query: SQL): Promise<T> {
   const [row] = await rows<T>(db, query)
@@ -214,15 +223,17 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
       return (await one<{ compliance: number }>(db, dashboardSql.compliance(orgId, dashboardWindow(clock.now())))).compliance
     },
 
+    async counts (orgId) {
+      return countsOf(await one<StatsRow>(db, dashboardSql.stats(orgId, null)))
+    },
+
     async stats (orgId, opts = {}): Promise<DashboardStats> {
       const now = clock.now()
       const given = opts.compliancePercentage
       const r = await one<StatsRow>(db, dashboardSql.stats(orgId, given === undefined ? dashboardWindow(now) : null))
       return {
         organizationId: orgId,
-        unitCounts: { total: r.u_total, normal: r.u_normal, too_hot: r.u_too_hot, too_cold: r.u_too_cold, offline: r.u_offline },
-        alertCounts: { unresolved: r.a_unresolved, acknowledged: r.a_acknowledged, critical: r.a_critical },
-        deviceCounts: { total: r.d_total, online: r.d_online, offline: r.d_offline },
+        ...countsOf(r),
         compliancePercentage: given ?? r.compliance ?? 100,
         siteCount: r.sites,
         worstState: r.worst_state,

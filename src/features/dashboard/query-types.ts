@@ -2,6 +2,7 @@ import type { TSchema } from 'typebox'
 import { eventUnitId, type ChangeEvent, type EventName } from '../changes/events.js'
 import type { DashboardQueryService } from './queries.js'
 import { AlertCountQuery, AlertCounts, DashboardStats, DeviceCounts, TemperatureTrend, UnitCounts } from './schemas.js'
+import type { OrgCounts } from './types.js'
 
 const alertEvents = ['alertCreated', 'alertAcknowledged', 'alertResolved', 'alertEscalated'] as const satisfies readonly EventName[]
 const allEvents = ['unitUpdate', ...alertEvents, 'deviceStatusChange'] as const satisfies readonly EventName[]
@@ -20,6 +21,11 @@ export interface QueryTypeDefinition {
   invalidatedBy: readonly EventName[]
   /** Reads it from PostgreSQL; null when the unit does not exist in the organization (a 404, never cached). */
   load (q: DashboardQueryService, e: { orgId: string, unitId?: string }, ctx: LoadContext): Promise<unknown>
+  /**
+   * The organization-level entry as a part of the overview's counts (the same SQL, queries.ts): reloads of several
+   * such entries of one organization asked for together run one statement (read-through.ts).
+   */
+  fromCounts?: (c: OrgCounts) => unknown
   /** Its HTTP route: the response schema is the contract, the cache never changes a response's shape. */
   route: { url: string, operationId: string, summary: string, response: TSchema, querystring?: TSchema }
 }
@@ -42,6 +48,7 @@ export const queryTypes = {
     scope: 'org',
     invalidatedBy: ['unitUpdate'],
     load: (q, e) => q.unitsStatus(e.orgId),
+    fromCounts: (c) => c.unitCounts,
     route: { url: '/api/orgs/:orgId/dashboard/units/status', operationId: 'getUnitStatusCounts', summary: 'Active units by state', response: UnitCounts }
   },
   alerts_count: {
@@ -49,6 +56,7 @@ export const queryTypes = {
     scope: 'org-or-unit',
     invalidatedBy: alertEvents,
     load: (q, e) => q.alertsCount(e.orgId, e.unitId),
+    fromCounts: (c) => c.alertCounts,
     route: { url: '/api/orgs/:orgId/dashboard/alerts/count', operationId: 'getAlertCounts', summary: 'Open alert counts, for the organization or one unit', response: AlertCounts, querystring: AlertCountQuery }
   },
   devices_online: {
@@ -56,6 +64,7 @@ export const queryTypes = {
     scope: 'org',
     invalidatedBy: ['deviceStatusChange'],
     load: (q, e) => q.devicesOnline(e.orgId),
+    fromCounts: (c) => c.deviceCounts,
     route: { url: '/api/orgs/:orgId/dashboard/devices/online', operationId: 'getDeviceCounts', summary: 'Devices online and offline', response: DeviceCounts }
   },
   temperature_trends: {
@@ -73,6 +82,9 @@ export const queryTypeNames = Object.keys(queryTypes) as QueryType[]
 
 /** One cached entry: its query type and scope. */
 export interface Entry { queryType: QueryType, orgId: string, unitId?: string }
+
+/** Whether the entry can be served from one statement with the organization's other panels (the overview's counts). */
+export const sharesCounts = (e: Entry): boolean => e.unitId === undefined && (e.queryType === 'stats' || 'fromCounts' in queryTypes[e.queryType])
 
 export const hasOrgEntry = (qt: QueryType) => queryTypes[qt].scope !== 'unit'
 export const hasUnitEntry = (qt: QueryType) => queryTypes[qt].scope !== 'org'

@@ -8,7 +8,8 @@ import { open, otherVersion, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
 import type { BypassReason, DashboardMetrics, RefreshReason } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
-import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, type Entry } from './query-types.js'
+import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, sharesCounts, type Entry } from './query-types.js'
+import type { OrgCounts } from './types.js'
 
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'
 /** `body` is JSON text, or gzip-compressed JSON text when `gzip` (a large entry read from Redis). */
@@ -21,6 +22,8 @@ export interface ReadResult { body: string | Buffer, gzip: boolean, cache: Cache
 export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
+/** Reloads of one organization's count panels asked for in one turn of the event loop: they share one statement. */
+interface CountsBatch { members: Array<{ e: Entry, done: (result: Promise<string | null>) => void }> }
 /** A background reload; `again` when an invalidation deleted the entry while it ran (it loads once more). */
 interface Reload { promise: Promise<void>, again: boolean }
 
@@ -70,6 +73,7 @@ export function createReadThrough (opts: {
   /** Reloads nobody waits for, by key: one at a time per key on this instance. */
   const reloads = new Map<string, Reload>()
   const complianceFlights = new Map<string, Promise<number>>()
+  const countsBatches = new Map<string, CountsBatch>()
   const nowSeconds = () => Date.now() / 1000
 
   function computeCompliance (orgId: string): Promise<number> {
@@ -133,10 +137,52 @@ export function createReadThrough (opts: {
     }
   }
 
-  /** Loads the entry and stores it for `ttlSeconds` unless an invalidation moved its fence meanwhile. */
-  async function loadAndStore (e: Entry, key: string, ttlSeconds: number): Promise<{ json: string | null, fenced: boolean }> {
+  /**
+   * A reload of an organization-level count panel (the overview, units, alerts, devices): those asked for in the
+   * same turn of the event loop — an event's reloads, started together — run one statement, the overview's, whose
+   * counts are the other panels' figures (the same SQL, one snapshot). Each member read its own fence before it
+   * asked, and the statement starts after the last one joined, so every fence was read before the data: the
+   * fenced store stays exact. A member alone runs its own query.
+   */
+  function loadShared (e: Entry): Promise<string | null> {
+    if (!sharesCounts(e)) return load(e)
+    let batch = countsBatches.get(e.orgId)
+    if (!batch) {
+      const b: CountsBatch = batch = { members: [] }
+      countsBatches.set(e.orgId, b)
+      setImmediate(() => {
+        if (countsBatches.get(e.orgId) === b) countsBatches.delete(e.orgId)
+        runCountsBatch(e.orgId, b)
+      })
+    }
+    return new Promise<string | null>((resolve, reject) => batch.members.push({ e, done: (result) => { result.then(resolve, reject) } }))
+  }
+
+  function runCountsBatch (orgId: string, b: CountsBatch): void {
+    if (b.members.length === 1) { b.members[0]!.done(load(b.members[0]!.e)); return }
+    const withStats = b.members.some((m) => m.e.queryType === 'stats')
+    const counts: Promise<OrgCounts> = (async () => {
+      metrics.dbLoad.inc({ query_type: 'stats' })
+      const end = metrics.dbLoadSeconds.startTimer({ query_type: 'stats' })
+      try {
+        return withStats ? await queryTypes.stats.load(queries, { orgId }, ctx) : await queries.counts(orgId)
+      } finally {
+        end()
+      }
+    })()
+    for (const m of b.members) {
+      const def = queryTypes[m.e.queryType]
+      m.done(counts.then((c) => JSON.stringify('fromCounts' in def ? def.fromCounts(c) : c)))
+    }
+  }
+
+  /**
+   * Loads the entry and stores it for `ttlSeconds` unless an invalidation moved its fence meanwhile; `shared`: a
+   * background reload, whose count panels may share a statement (loadShared).
+   */
+  async function loadAndStore (e: Entry, key: string, ttlSeconds: number, shared = false): Promise<{ json: string | null, fenced: boolean }> {
     const fence = await store.readFence(keys.fence(e.orgId), fenceField(e))
-    const json = await load(e)
+    const json = await (shared ? loadShared(e) : load(e))
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
     const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
@@ -189,7 +235,7 @@ export function createReadThrough (opts: {
         r.again = false
         let flight = flights.get(key)
         if (!flight) {
-          const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds) }
+          const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds, true) }
           flights.set(key, flight = mine)
           void mine.promise.finally(() => { if (flights.get(key) === mine) flights.delete(key) }).catch(() => {})
         }

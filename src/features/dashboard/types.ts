@@ -15,6 +15,9 @@ export interface TrendPoint {
 }
 export interface TemperatureTrend { unitId: string, points: TrendPoint[] }
 
+/** The organization's panel counts, as the overview's statement reads them in one snapshot. */
+export interface OrgCounts { unitCounts: UnitCounts, alertCounts: AlertCounts, deviceCounts: DeviceCounts }
+
 export interface DashboardStats {
   organizationId: string
   unitCounts: UnitCounts

@@ -4,11 +4,11 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
-import { units } from '../../../src/db/schema.js'
+import { devices, units } from '../../../src/db/schema.js'
 import type { ChangeEvent } from '../../../src/features/changes/events.js'
 import { open } from '../../../src/features/dashboard/envelope.js'
 import type { QueryType } from '../../../src/features/dashboard/query-types.js'
-import type { UnitCounts } from '../../../src/features/dashboard/types.js'
+import type { DashboardStats, DeviceCounts, UnitCounts } from '../../../src/features/dashboard/types.js'
 import type { TestDatabase } from '../../helpers/db.js'
 import { useTestApp } from '../../helpers/fixture.js'
 import type { OrgFixture } from '../../helpers/fixtures.js'
@@ -88,6 +88,45 @@ describe('refresh on event: what an event deletes is reloaded before the emit', 
     expect(await admin.exists(k.entry({ queryType: 'stats', orgId: g.org.id }))).toBe(0)
     expect(await loads(ctx.app, 'units_status') - before.status).toBe(2)
     expect(await loads(ctx.app, 'temperature_trends') - before.trends).toBe(1)
+  })
+
+  it("an event's reloads of one organization's count panels run one statement, the overview's, and each is fresh", async () => {
+    const o = await ctx.org({ units: 2 })
+    const overviewUrl = `/api/orgs/${o.org.id}/dashboard`
+    const devicesUrl = `/api/orgs/${o.org.id}/dashboard/devices/online`
+    await read(o, overviewUrl)
+    await read(o, statusUrl(o))
+    const before = { stats: await loads(ctx.app, 'stats'), status: await loads(ctx.app, 'units_status') }
+    await setHot(o, 0)
+    await publish([unitUpdate(o.org.id, o.units[0]!.id)])
+    // Both entries were deleted and reloaded before the emit: by one statement, whose counts are both panels' figures.
+    expect(await loads(ctx.app, 'stats') - before.stats).toBe(1)
+    expect(await loads(ctx.app, 'units_status') - before.status).toBe(0)
+    const overview = await read(o, overviewUrl)
+    const status = await read(o, statusUrl(o))
+    expect([overview.headers['x-cache'], status.headers['x-cache']]).toEqual(['hit', 'hit'])
+    expect(overview.json<DashboardStats>().unitCounts.too_hot).toBe(1)
+    // The same JSON as the panel's own query would give, key for key.
+    expect(status.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.unitsStatus(o.org.id)))
+
+    // Without the overview among them: the same statement without the compliance figure.
+    const onlineBefore = (await read(o, devicesUrl)).json<DeviceCounts>().online
+    await admin.del(ctx.app.dashboard.keys.entry({ queryType: 'stats', orgId: o.org.id }))
+    const before2 = { stats: await loads(ctx.app, 'stats'), status: await loads(ctx.app, 'units_status'), devices: await loads(ctx.app, 'devices_online') }
+    await setHot(o, 1)
+    await ctx.db.update(devices).set({ status: 'online' }).where(eq(devices.id, o.devices[0]!.id))
+    await publish([unitUpdate(o.org.id, o.units[1]!.id), { name: 'deviceStatusChange', payload: { organizationId: o.org.id, deviceId: o.devices[0]!.id, unitId: o.units[0]!.id, status: 'online' } }])
+    expect(await loads(ctx.app, 'stats') - before2.stats).toBe(1)
+    expect(await loads(ctx.app, 'units_status') - before2.status).toBe(0)
+    expect(await loads(ctx.app, 'devices_online') - before2.devices).toBe(0)
+    const status2 = await read(o, statusUrl(o))
+    const devices2 = await read(o, devicesUrl)
+    expect([status2.headers['x-cache'], devices2.headers['x-cache']]).toEqual(['hit', 'hit'])
+    expect(status2.json<UnitCounts>().too_hot).toBe(2)
+    expect(devices2.json<DeviceCounts>().online).toBe(onlineBefore + 1)
+    expect(devices2.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.devicesOnline(o.org.id)))
+    // The overview the event found missing was not created by it.
+    expect(await admin.exists(ctx.app.dashboard.keys.entry({ queryType: 'stats', orgId: o.org.id }))).toBe(0)
   })
 
   /** The units panel is served from the cache, with the committed number of too-hot units. */
