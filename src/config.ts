@@ -42,7 +42,7 @@ export const envSchema = z.object({
   // their TTL are reloaded in the background (docs/caching.md#refresh); false: plain cache-aside.
   CACHE_REFRESH: bool.default(true),
   // How long after COMMIT the emit waits at most for those reloads (a viewer still joins a reload in flight).
-  CACHE_REFRESH_WAIT_MS: intIn(0, 1000).default(15),
+  CACHE_REFRESH_WAIT_MS: intIn(0, 1000).default(10),
   // Every key and channel coldboard uses starts with it, so deployments sharing a Redis never meet.
   REDIS_KEY_PREFIX: z.string().max(64).regex(/^[A-Za-z0-9_:.-]*$/, 'letters, digits, _ : . and - only').default('coldboard:'),
   // BullMQ's prefix; derived from REDIS_KEY_PREFIX when unset (`coldboard:` → `coldboard:bull`).

@@ -8,7 +8,7 @@ import { open, otherVersion, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
 import type { BypassReason, DashboardMetrics, RefreshReason } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
-import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, sharesCounts, type Entry } from './query-types.js'
+import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, sharesCounts, type Entry, type LoadContext } from './query-types.js'
 import type { OrgCounts } from './types.js'
 
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'
@@ -23,7 +23,7 @@ export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
 /** Reloads of one organization's count panels asked for in one turn of the event loop: they share one statement. */
-interface CountsBatch { members: Array<{ e: Entry, done: (result: Promise<string | null>) => void }> }
+interface CountsBatch { members: Array<{ e: Entry, c: LoadContext, done: (result: Promise<string | null>) => void }> }
 /** A background reload; `again` when an invalidation deleted the entry while it ran (it loads once more). */
 interface Reload { promise: Promise<void>, again: boolean }
 
@@ -124,13 +124,13 @@ export function createReadThrough (opts: {
     }
     return computeCompliance(orgId)
   }
-  const ctx = { compliance }
+  const ctx: LoadContext = { compliance }
 
-  async function load (e: Entry): Promise<string | null> {
+  async function load (e: Entry, c: LoadContext = ctx): Promise<string | null> {
     metrics.dbLoad.inc({ query_type: e.queryType })
     const end = metrics.dbLoadSeconds.startTimer({ query_type: e.queryType })
     try {
-      const value = await queryTypes[e.queryType].load(queries, e, ctx)
+      const value = await queryTypes[e.queryType].load(queries, e, c)
       return value === null ? null : JSON.stringify(value)
     } finally {
       end()
@@ -144,8 +144,8 @@ export function createReadThrough (opts: {
    * asked, and the statement starts after the last one joined, so every fence was read before the data: the
    * fenced store stays exact. A member alone runs its own query.
    */
-  function loadShared (e: Entry): Promise<string | null> {
-    if (!sharesCounts(e)) return load(e)
+  function loadShared (e: Entry, c: LoadContext): Promise<string | null> {
+    if (!sharesCounts(e)) return load(e, c)
     let batch = countsBatches.get(e.orgId)
     if (!batch) {
       const b: CountsBatch = batch = { members: [] }
@@ -155,17 +155,17 @@ export function createReadThrough (opts: {
         runCountsBatch(e.orgId, b)
       })
     }
-    return new Promise<string | null>((resolve, reject) => batch.members.push({ e, done: (result) => { result.then(resolve, reject) } }))
+    return new Promise<string | null>((resolve, reject) => batch.members.push({ e, c, done: (result) => { result.then(resolve, reject) } }))
   }
 
   function runCountsBatch (orgId: string, b: CountsBatch): void {
-    if (b.members.length === 1) { b.members[0]!.done(load(b.members[0]!.e)); return }
-    const withStats = b.members.some((m) => m.e.queryType === 'stats')
+    if (b.members.length === 1) { b.members[0]!.done(load(b.members[0]!.e, b.members[0]!.c)); return }
+    const withStats = b.members.find((m) => m.e.queryType === 'stats')
     const counts: Promise<OrgCounts> = (async () => {
       metrics.dbLoad.inc({ query_type: 'stats' })
       const end = metrics.dbLoadSeconds.startTimer({ query_type: 'stats' })
       try {
-        return withStats ? await queryTypes.stats.load(queries, { orgId }, ctx) : await queries.counts(orgId)
+        return withStats ? await queryTypes.stats.load(queries, { orgId }, withStats.c) : await queries.counts(orgId)
       } finally {
         end()
       }
@@ -181,8 +181,16 @@ export function createReadThrough (opts: {
    * background reload, whose count panels may share a statement (loadShared).
    */
   async function loadAndStore (e: Entry, key: string, ttlSeconds: number, shared = false): Promise<{ json: string | null, fenced: boolean }> {
+    // The overview's compliance figure is not fenced (TTL only): read at the same time as the fence, one round trip
+    // off the load.
+    let c = ctx
+    if (e.queryType === 'stats') {
+      const early = compliance(e.orgId)
+      early.catch(() => {}) // (awaited by the loader below; this only keeps a failure from going unhandled meanwhile)
+      c = { compliance: () => early }
+    }
     const fence = await store.readFence(keys.fence(e.orgId), fenceField(e))
-    const json = await (shared ? loadShared(e) : load(e))
+    const json = await (shared ? loadShared(e, c) : load(e, c))
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
     const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
