@@ -1,4 +1,5 @@
 import { panelPaths, panels, type Percentiles } from '../workload/latency.js'
+import { writersWarmupMs } from '../workload/options.js'
 import { closingNotes, p99s } from './notes.js'
 import type { Report } from './report.js'
 
@@ -41,7 +42,7 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push(`- **Viewers.** ${w.viewersPerOrg} per organization, each with its own Socket.io connection (JWT in the handshake) and HTTP keep-alive, load five panels every ${w.pollSeconds} s at a random phase: ` +
     `${panels.map((p) => `${p} (\`${panelPaths[p]}\`)`).join(', ')}; each viewer watches a different unit's trend. ` +
     'On every event they refetch the panels it affects, exactly like the page in `web/` (unitUpdate: overview, unit counts, and the trend if it is their unit; alert events: overview, alert counts; deviceStatusChange: overview, devices online); a panel already loading is reloaded once more when it finishes.')
-  out.push(`- **Phases.** Writers alone for ${w.writersOnlySeconds} s (PostgreSQL's write-only rate), then the viewers connect; after one poll period of warm-up (dashboards are open when measuring starts) ${w.durationSeconds} s are measured.`)
+  out.push(`- **Phases.** Writers alone for ${Math.round(writersWarmupMs(w) / 100) / 10} s of warm-up (connections and the queue worker ramp up; not counted), then ${w.writersOnlySeconds} s (PostgreSQL's write-only rate), then the viewers connect; after one poll period of warm-up (dashboards are open when measuring starts) ${w.durationSeconds} s are measured.`)
   // Both absent from reports written before they existed (--render-only).
   const refreshWaitMs = (w as { cacheRefreshWaitMs?: number }).cacheRefreshWaitMs
   const withRefreshOff = (r.runs as { refreshOff?: unknown }).refreshOff !== undefined

@@ -102,3 +102,6 @@ export function describeWorkload (w: Workload): string {
     `a reading per device every ${w.readingIntervalSeconds} s (${Math.round(w.outOfRange * 100)} % out of range); ` +
     `${w.viewersPerOrg} viewers per org polling every ${w.pollSeconds} s and refetching on events; ${w.durationSeconds} s measured`
 }
+
+/** Writers run this long before their write-only rate is measured (a third of the phase, at most 10 s). */
+export const writersWarmupMs = (w: Workload): number => Math.min(10_000, (w.writersOnlySeconds * 1000) / 3)
