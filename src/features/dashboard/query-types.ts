@@ -11,7 +11,11 @@ const allEvents = ['unitUpdate', ...alertEvents, 'deviceStatusChange'] as const 
 export type Scope = 'org' | 'unit' | 'org-or-unit'
 
 /** What a loader may ask the read-through for: the overview's compliance figure, cached on its own. */
-export interface LoadContext { compliance (orgId: string): Promise<number> }
+export interface LoadContext {
+  /** The figure; undefined: the overview's statement computes it, and hands it to `computed`. */
+  compliance (orgId: string): Promise<number | undefined>
+  computed? (orgId: string, value: number): void
+}
 
 export interface QueryTypeDefinition {
   /** Key segment: `<prefix>dashboard:<segment>:org:{<orgId>}[:unit:<unitId>]` (keys.ts). */
@@ -40,7 +44,12 @@ export const queryTypes = {
     segment: 'stats',
     scope: 'org',
     invalidatedBy: allEvents,
-    load: async (q, e, ctx) => q.stats(e.orgId, { compliancePercentage: await ctx.compliance(e.orgId) }),
+    load: async (q, e, ctx) => {
+      const given = await ctx.compliance(e.orgId)
+      const stats = await q.stats(e.orgId, { compliancePercentage: given })
+      if (given === undefined) ctx.computed?.(e.orgId, stats.compliancePercentage)
+      return stats
+    },
     route: { url: '/api/orgs/:orgId/dashboard', operationId: 'getDashboard', summary: 'Organization overview', response: DashboardStats }
   },
   units_status: {

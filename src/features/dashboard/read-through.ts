@@ -22,15 +22,34 @@ export interface ReadResult { body: string | Buffer, gzip: boolean, cache: Cache
 export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
-/** Reloads of one organization's count panels asked for in one turn of the event loop: they share one statement. */
-interface CountsBatch { members: Array<{ e: Entry, c: LoadContext, done: (result: Promise<string | null>) => void }> }
+/**
+ * Reloads of one organization's count panels that share one statement: those an event asked for (started in one turn
+ * of the event loop), and those read near their expiry within AHEAD_BATCH_MS of each other (a page's panels).
+ */
+interface CountsBatch {
+  members: Array<{ e: Entry, c: LoadContext, fenceRead: Promise<unknown>, resolve: (json: Promise<string | null>) => void }>
+  /** Runs it (once); `immediate`: an event's reload joined, so it runs at the next turn instead of at its timer. */
+  start: () => void
+  timer: NodeJS.Timeout | null
+  immediate: boolean
+}
 /** A background reload; `again` when an invalidation deleted the entry while it ran (it loads once more). */
 interface Reload { promise: Promise<void>, again: boolean }
 
 /** Reloading ahead: an entry read when less than this share of its TTL is left is reloaded in the background. */
 export const AHEAD_SHARE = 0.25
-/** The compliance figure is recomputed in the background once less than this share of its TTL is left. */
+/**
+ * The compliance figure is recomputed once less than this share of its TTL is left, in the statement of the overview's
+ * next reload ahead of expiry (which comes, for a watched overview, before the figure expires: AHEAD_SHARE).
+ */
 export const COMPLIANCE_AHEAD_SHARE = 0.5
+/** Closer than this to its expiry, any read of the figure recomputes it in a statement of its own (the backstop). */
+export const COMPLIANCE_BACKSTOP_SHARE = 0.2
+/**
+ * A reload ahead of expiry of a count panel waits this long for the organization's other panels (a dashboard page
+ * reads them together) so that they share one statement; nobody waits for it, the entry still has AHEAD_SHARE left.
+ */
+export const AHEAD_BATCH_MS = 20
 /** A reload that invalidations keep fencing gives up after this many loads (the next read loads it). */
 export const MAX_RELOAD_ATTEMPTS = 5
 
@@ -76,6 +95,11 @@ export function createReadThrough (opts: {
   const countsBatches = new Map<string, CountsBatch>()
   const nowSeconds = () => Date.now() / 1000
 
+  /** Stores a figure computed now (TTL only: it is never fenced, docs/caching.md#compliance). */
+  function storeCompliance (orgId: string, value: number): Promise<boolean> {
+    return store.set(keys.compliance(orgId), `${value}:${Math.ceil(nowSeconds() + ttl)}`)
+  }
+
   function computeCompliance (orgId: string): Promise<number> {
     let flight = complianceFlights.get(orgId)
     if (!flight) {
@@ -84,7 +108,7 @@ export function createReadThrough (opts: {
         metrics.dbLoad.inc({ query_type: 'stats' })
         try {
           const value = await queries.compliancePercentage(orgId)
-          await store.set(keys.compliance(orgId), `${value}:${Math.ceil(nowSeconds() + ttl)}`)
+          await storeCompliance(orgId, value)
           return value
         } finally {
           end()
@@ -95,102 +119,144 @@ export function createReadThrough (opts: {
     return flight
   }
 
-  /** Recomputes the figure in the background, on the one instance that claims it. */
-  function complianceAhead (orgId: string): void {
-    if (complianceFlights.has(orgId)) return
+  /** Whether this instance recomputes the figure now: the one instance that claims it per half TTL. */
+  async function claimCompliance (orgId: string): Promise<boolean> {
+    if (complianceFlights.has(orgId)) return false
+    if (!await store.claim(keys.complianceClaim(orgId), Math.ceil(ttl * COMPLIANCE_AHEAD_SHARE * 1000))) return false
+    metrics.refresh.inc({ query_type: 'stats', reason: 'compliance' })
+    return true
+  }
+
+  /** Recomputes the figure in a statement of its own, in the background, on the one instance that claims it. */
+  function complianceBackstop (orgId: string): void {
     void (async () => {
-      if (!await store.claim(keys.complianceClaim(orgId), Math.ceil(ttl * COMPLIANCE_AHEAD_SHARE * 1000))) return
-      metrics.refresh.inc({ query_type: 'stats', reason: 'compliance' })
-      await computeCompliance(orgId)
+      if (await claimCompliance(orgId)) await computeCompliance(orgId)
     })().catch((err: Error) => log.warn({ err: err.message, orgId }, 'compliance refresh failed'))
   }
 
-  /**
-   * The overview's compliance figure (`<percent>:<expiry in epoch seconds>`): from its own TTL-only entry, else
-   * computed (once per instance) and stored; past half its life, recomputed in the background for the next read.
-   */
-  async function compliance (orgId: string): Promise<number> {
+  /** The stored figure (`<percent>:<expiry in epoch seconds>`) and the seconds it has left; null when there is none. */
+  async function storedCompliance (orgId: string): Promise<{ value: number, leftSeconds: number } | null> {
     const key = keys.compliance(orgId)
     const raw = await store.get(key)
-    if (raw) {
-      const [n, expiresAt] = raw.length > 0 && raw.length < 32 ? raw.toString().split(':').map(Number) : [NaN]
-      if (n! >= 0 && n! <= 100) {
-        // (A figure without its expiry, from an older version, is refreshed at once.)
-        if (refresh.enabled && (expiresAt ?? 0) - nowSeconds() <= ttl * COMPLIANCE_AHEAD_SHARE) complianceAhead(orgId)
-        return n!
-      }
-      store.failures.report('corrupt', new Error('not a compliance figure'), { key })
-      await store.delete(key)
+    if (!raw) return null
+    const [n, expiresAt] = raw.length > 0 && raw.length < 32 ? raw.toString().split(':').map(Number) : [NaN]
+    if (n! >= 0 && n! <= 100) {
+      // (A figure without its expiry, from an older version, counts as due at once.)
+      return { value: n!, leftSeconds: (expiresAt ?? 0) - nowSeconds() }
     }
-    return computeCompliance(orgId)
+    store.failures.report('corrupt', new Error('not a compliance figure'), { key })
+    await store.delete(key)
+    return null
+  }
+
+  /**
+   * The overview's compliance figure for a load on a request path or after an event: the stored one, else computed
+   * (once per instance) and stored; near its expiry, recomputed in the background for the next read.
+   */
+  async function compliance (orgId: string): Promise<number> {
+    const figure = await storedCompliance(orgId)
+    if (!figure) return computeCompliance(orgId)
+    if (refresh.enabled && figure.leftSeconds <= ttl * COMPLIANCE_BACKSTOP_SHARE) complianceBackstop(orgId)
+    return figure.value
+  }
+
+  /**
+   * The figure for an overview reloaded ahead of expiry, in the background: undefined when it is missing, or past
+   * half its life and claimed here, so that the overview's own statement computes it (one statement instead of two)
+   * and `computed` stores it.
+   */
+  async function complianceAhead (orgId: string): Promise<number | undefined> {
+    const figure = await storedCompliance(orgId)
+    if (!figure) return undefined
+    if (figure.leftSeconds > ttl * COMPLIANCE_AHEAD_SHARE || !await claimCompliance(orgId)) return figure.value
+    return undefined
+  }
+
+  const computed = (orgId: string, value: number): void => {
+    void storeCompliance(orgId, value).catch((err: Error) => log.warn({ err: err.message, orgId }, 'storing the compliance figure failed'))
   }
   const ctx: LoadContext = { compliance }
+  const aheadCtx: LoadContext = { compliance: complianceAhead, computed }
 
-  async function load (e: Entry, c: LoadContext = ctx): Promise<string | null> {
-    metrics.dbLoad.inc({ query_type: e.queryType })
-    const end = metrics.dbLoadSeconds.startTimer({ query_type: e.queryType })
+  /** Runs a query type's loader for one entry, counted and timed as a load of that type. */
+  async function timed<T> (queryType: Entry['queryType'], fn: () => Promise<T>): Promise<T> {
+    metrics.dbLoad.inc({ query_type: queryType })
+    const end = metrics.dbLoadSeconds.startTimer({ query_type: queryType })
     try {
-      const value = await queryTypes[e.queryType].load(queries, e, c)
-      return value === null ? null : JSON.stringify(value)
+      return await fn()
     } finally {
       end()
     }
   }
 
+  async function load (e: Entry, c: LoadContext = ctx): Promise<string | null> {
+    const value = await timed<unknown>(e.queryType, () => queryTypes[e.queryType].load(queries, e, c))
+    return value === null ? null : JSON.stringify(value)
+  }
+
   /**
-   * A reload of an organization-level count panel (the overview, units, alerts, devices): those asked for in the
-   * same turn of the event loop — an event's reloads, started together — run one statement, the overview's, whose
-   * counts are the other panels' figures (the same SQL, one snapshot). Each member read its own fence before it
-   * asked, and the statement starts after the last one joined, so every fence was read before the data: the
-   * fenced store stays exact. A member alone runs its own query.
+   * A background reload of an organization-level count panel (the overview, units, alerts, devices): those of one
+   * organization asked for together run one statement, the overview's, whose counts are the other panels' figures
+   * (the same SQL, one snapshot). Together means: an event's reloads, started in the same turn of the event loop
+   * (`urgent`: the emit waits for them), or reloads ahead of expiry within AHEAD_BATCH_MS (a page's panels, read
+   * together). A member joins as it starts reading its fence; the statement starts once every member's fence has
+   * been read, so each fence was read before the data: the fenced store stays exact. A member alone runs its own
+   * query.
    */
-  function loadShared (e: Entry, c: LoadContext): Promise<string | null> {
-    if (!sharesCounts(e)) return load(e, c)
+  function loadShared (e: Entry, c: LoadContext, urgent: boolean, fenceRead: Promise<unknown>): Promise<string | null> {
+    if (!sharesCounts(e)) return fenceRead.then(() => load(e, c))
     let batch = countsBatches.get(e.orgId)
     if (!batch) {
-      const b: CountsBatch = batch = { members: [] }
-      countsBatches.set(e.orgId, b)
-      setImmediate(() => {
+      const b: CountsBatch = batch = { members: [], timer: null, immediate: false, start: () => {} }
+      let started = false
+      b.start = () => {
+        if (started) return
+        started = true
+        if (b.timer) clearTimeout(b.timer)
         if (countsBatches.get(e.orgId) === b) countsBatches.delete(e.orgId)
         runCountsBatch(e.orgId, b)
-      })
+      }
+      countsBatches.set(e.orgId, b)
+      if (!urgent) b.timer = setTimeout(b.start, AHEAD_BATCH_MS)
     }
-    return new Promise<string | null>((resolve, reject) => batch.members.push({ e, c, done: (result) => { result.then(resolve, reject) } }))
+    if (urgent && !batch.immediate) {
+      batch.immediate = true
+      setImmediate(batch.start)
+    }
+    const b = batch
+    return new Promise<string | null>((resolve) => b.members.push({ e, c, fenceRead, resolve }))
   }
 
   function runCountsBatch (orgId: string, b: CountsBatch): void {
-    if (b.members.length === 1) { b.members[0]!.done(load(b.members[0]!.e, b.members[0]!.c)); return }
+    const fencesRead = Promise.allSettled(b.members.map((m) => m.fenceRead))
+    if (b.members.length === 1) { b.members[0]!.resolve(fencesRead.then(() => load(b.members[0]!.e, b.members[0]!.c))); return }
     const withStats = b.members.find((m) => m.e.queryType === 'stats')
-    const counts: Promise<OrgCounts> = (async () => {
-      metrics.dbLoad.inc({ query_type: 'stats' })
-      const end = metrics.dbLoadSeconds.startTimer({ query_type: 'stats' })
-      try {
-        return withStats ? await queryTypes.stats.load(queries, { orgId }, withStats.c) : await queries.counts(orgId)
-      } finally {
-        end()
-      }
-    })()
+    const counts: Promise<OrgCounts> = fencesRead.then(() => timed('stats', () => withStats ? queryTypes.stats.load(queries, { orgId }, withStats.c) : queries.counts(orgId)))
     for (const m of b.members) {
       const def = queryTypes[m.e.queryType]
-      m.done(counts.then((c) => JSON.stringify('fromCounts' in def ? def.fromCounts(c) : c)))
+      m.resolve(counts.then((c) => JSON.stringify('fromCounts' in def ? def.fromCounts(c) : c)))
     }
   }
 
   /**
-   * Loads the entry and stores it for `ttlSeconds` unless an invalidation moved its fence meanwhile; `shared`: a
-   * background reload, whose count panels may share a statement (loadShared).
+   * Loads the entry and stores it for `ttlSeconds` unless an invalidation moved its fence meanwhile. `background`:
+   * a reload nobody waits for, whose count panels may share a statement (loadShared); reloaded ahead of expiry,
+   * the overview's statement also recomputes a compliance figure past half its life.
    */
-  async function loadAndStore (e: Entry, key: string, ttlSeconds: number, shared = false): Promise<{ json: string | null, fenced: boolean }> {
+  async function loadAndStore (e: Entry, key: string, ttlSeconds: number, background: RefreshReason | null = null): Promise<{ json: string | null, fenced: boolean }> {
     // The overview's compliance figure is not fenced (TTL only): read at the same time as the fence, one round trip
     // off the load.
     let c = ctx
     if (e.queryType === 'stats') {
-      const early = compliance(e.orgId)
+      const base = background === 'ahead' ? aheadCtx : ctx
+      const early = base.compliance(e.orgId)
       early.catch(() => {}) // (awaited by the loader below; this only keeps a failure from going unhandled meanwhile)
-      c = { compliance: () => early }
+      c = { ...base, compliance: () => early }
     }
-    const fence = await store.readFence(keys.fence(e.orgId), fenceField(e))
-    const json = await (shared ? loadShared(e, c) : load(e, c))
+    // The data is read after the fence (a shared statement: after every member's).
+    const fenceRead = store.readFence(keys.fence(e.orgId), fenceField(e))
+    const json = await (background ? loadShared(e, c, background !== 'ahead', fenceRead) : fenceRead.then(() => load(e, c)))
+    const fence = await fenceRead
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
     const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
@@ -243,7 +309,7 @@ export function createReadThrough (opts: {
         r.again = false
         let flight = flights.get(key)
         if (!flight) {
-          const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds, true) }
+          const mine: Flight = { promise: loadAndStore(e, key, ttlSeconds, reason) }
           flights.set(key, flight = mine)
           void mine.promise.finally(() => { if (flights.get(key) === mine) flights.delete(key) }).catch(() => {})
         }
@@ -347,6 +413,12 @@ export function createReadThrough (opts: {
     close (): void {
       flights.clear()
       reloads.clear()
+      // Batches waiting for their timer store nothing: their members settle as "no value".
+      for (const b of countsBatches.values()) {
+        if (b.timer) clearTimeout(b.timer)
+        for (const m of b.members) m.resolve(Promise.resolve(null))
+      }
+      countsBatches.clear()
       invalidator.close()
     }
   }

@@ -279,8 +279,8 @@ describe('refresh ahead: an entry read near its expiry is reloaded in the backgr
     expect((await overview(f)).headers['x-cache']).toBe('hit')
     await waitFor(async () => await admin.pttl(entry) > 2500, 5000, 'the entry reloaded ahead of its expiry')
     await waitFor(async () => String(await admin.get(k.compliance(f.org.id))) !== complianceBefore, 5000, 'the compliance figure recomputed')
-    // One overview load and one compliance computation, both in the background.
-    expect(await loads(ctx.app, 'stats') - statsLoads).toBe(2)
+    // One statement, in the background: the overview's reload computed the figure past half its life as well.
+    expect(await loads(ctx.app, 'stats') - statsLoads).toBe(1)
     expect(await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'stats', reason: 'ahead' })).toBeGreaterThanOrEqual(1)
     expect(await counter(ctx.app, 'dashboard_cache_refresh_total', { query_type: 'stats', reason: 'compliance' })).toBeGreaterThanOrEqual(1)
 
@@ -288,5 +288,31 @@ describe('refresh ahead: an entry read near its expiry is reloaded in the backgr
     await sleep(1500)
     expect((await overview(f)).headers['x-cache']).toBe('hit')
     expect(await admin.exists(k.entry({ queryType: 'stats', orgId: idle.org.id }))).toBe(0)
+  })
+
+  it("a page's count panels read near their expiry are reloaded by one statement, each with its own query's JSON", async () => {
+    const g = await ctx.org({ units: 2 })
+    const k = ctx.app.dashboard.keys
+    const api = `/api/orgs/${g.org.id}/dashboard`
+    const panels: Record<'stats' | 'units_status' | 'alerts_count' | 'devices_online', string> = {
+      stats: api, units_status: `${api}/units/status`, alerts_count: `${api}/alerts/count`, devices_online: `${api}/devices/online`
+    }
+    const readAll = () => Promise.all(Object.values(panels).map((url) => ctx.app.inject({ url, headers: ctx.bearer({ [g.org.id]: 'viewer' }) })))
+    expect((await readAll()).map((r) => r.headers['x-cache'])).toEqual(['miss', 'miss', 'miss', 'miss'])
+    const before = Object.fromEntries(await Promise.all(Object.keys(panels).map(async (qt) => [qt, await loads(ctx.app, qt as QueryType)] as const)))
+
+    // In their last quarter, read together as a page reads them: hits, and behind them one reload of all four.
+    await sleep(3200)
+    expect((await readAll()).map((r) => r.headers['x-cache'])).toEqual(['hit', 'hit', 'hit', 'hit'])
+    for (const qt of Object.keys(panels) as Array<keyof typeof panels>) {
+      await waitFor(async () => await admin.pttl(k.entry({ queryType: qt, orgId: g.org.id })) > 2500, 5000, `${qt} reloaded ahead of its expiry`)
+    }
+    expect(await loads(ctx.app, 'stats') - before.stats!).toBe(1)
+    for (const qt of ['units_status', 'alerts_count', 'devices_online'] as const) expect(await loads(ctx.app, qt) - before[qt]!).toBe(0)
+    const again = await readAll()
+    expect(again.map((r) => r.headers['x-cache'])).toEqual(['hit', 'hit', 'hit', 'hit'])
+    expect(again[1]!.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.unitsStatus(g.org.id)))
+    expect(again[2]!.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.alertsCount(g.org.id)))
+    expect(again[3]!.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.devicesOnline(g.org.id)))
   })
 })
