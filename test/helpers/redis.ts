@@ -8,6 +8,42 @@ export { startRedisServer as startPrivateRedis, type RedisServer as PrivateRedis
 export { startRedisCluster, type RedisClusterHandle } from '../../src/lib/redis-cluster.js'
 export { startSentinelGroup, type SentinelGroup } from '../../src/lib/redis-sentinel.js'
 
+/** MONITOR's quoted arguments (`"get" "a\\"b"`), unescaped as Redis escaped them (sdscatrepr). */
+function monitorArgs (text: string): string[] {
+  const named: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b' }
+  return [...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(x[0-9a-f]{2}|.)/g, (_, c: string) =>
+    c.length === 3 ? String.fromCharCode(parseInt(c.slice(1), 16)) : named[c] ?? c))
+}
+
+/**
+ * Every command the Redis at `url` runs from now on, as MONITOR reports it, over a plain socket: under a burst of
+ * traffic, ioredis's monitor mode can take the first lines for replies ("Command queue state error").
+ */
+export async function monitorCommands (url: string, onCommand: (args: string[]) => void): Promise<{ stop: () => void }> {
+  const u = new URL(url)
+  const socket = net.connect(Number(u.port || 6379), u.hostname)
+  socket.setEncoding('latin1')
+  let buffered = ''
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.on('data', (chunk: string) => {
+      buffered += chunk
+      for (let end = buffered.indexOf('\r\n'); end >= 0; end = buffered.indexOf('\r\n')) {
+        const line = buffered.slice(0, end)
+        buffered = buffered.slice(end + 2)
+        if (line === '+OK') resolve()
+        else if (line.startsWith('-')) reject(new Error(line.slice(1)))
+        else {
+          const command = /^\+\d+\.\d+ \[[^\]]*\] (.*)$/.exec(line)
+          if (command) onCommand(monitorArgs(command[1]!))
+        }
+      }
+    })
+    socket.write('MONITOR\r\n')
+  })
+  return { stop: () => socket.destroy() }
+}
+
 /**
  * A TCP proxy in front of a Redis that keeps its data: `cut()` drops every connection and refuses new
  * ones, `restore()` lets them through again, `delayMs` slows every chunk in both directions.

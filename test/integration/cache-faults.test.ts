@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -98,8 +97,10 @@ describe('cache faults', () => {
     const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec(await direct.info('commandstats'))?.[1] ?? 0)
     // Redis runs each GET at once; its answer takes 120 ms to come back.
     proxy.setReplyDelay(120)
+    const sent = await gets()
     const early = app.cache.get(key)
-    await sleep(30)
+    // Wait until Redis has run that GET (not a fixed sleep: on a loaded machine the proxy may forward late).
+    await waitFor(async () => await gets() > sent, 5000, 'the early GET ran')
     await direct.set(key, 'after the change') // a change completes while that answer is on its way
     const late = Array.from({ length: 50 }, () => app.cache.get(key))
     expect(String(await early)).toBe('before the change') // it began before the change: allowed

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GROUP_WIDE_FIELD, MAX_KEYS_PER_CALL, fenceTtlSeconds } from '../../../src/features/cache/store.js'
 import { useTestApp } from '../../helpers/fixture.js'
-import { sharedRedisUrl, waitFor } from '../../helpers/redis.js'
+import { monitorCommands, sharedRedisUrl, waitFor } from '../../helpers/redis.js'
 
 /**
  * The generic cache store (src/features/cache/store.ts) through its public API, on the shared Redis: values
@@ -90,9 +90,8 @@ describe('the cache store on a real Redis', () => {
     await admin.mset(...[...mine, spared, theirs].flatMap((k) => [k, '{}']))
     await store().invalidate(fence(group), ['warm-up'], []) // the script is loaded before MONITOR starts
 
-    const monitor = await new Redis(sharedRedisUrl).monitor()
     const calls: string[][] = []
-    monitor.on('monitor', (_time: string, args: string[]) => {
+    const monitor = await monitorCommands(sharedRedisUrl, (args) => {
       if (/^eval(sha)?$/i.test(args[0] ?? '') && args[3] === fence(group)) calls.push(args)
     })
     try {
@@ -106,7 +105,7 @@ describe('the cache store on a real Redis', () => {
       for (const c of calls.slice(1)) expect(c.slice(3 + Number(c[2]) + 2)).toEqual([])
       expect(await admin.hget(fence(group), 'many')).not.toBe(before)
     } finally {
-      monitor.disconnect()
+      monitor.stop()
     }
     expect(await admin.exists(...mine)).toBe(0)
     expect(await admin.exists(spared, theirs)).toBe(2)

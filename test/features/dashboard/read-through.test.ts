@@ -19,7 +19,7 @@ import { createReadThrough, organizationKeys, type ReadThrough } from '../../../
 import type { UnitCounts } from '../../../src/features/dashboard/types.js'
 import { useTestApp } from '../../helpers/fixture.js'
 import type { OrgFixture } from '../../helpers/fixtures.js'
-import { sharedRedisUrl, waitFor } from '../../helpers/redis.js'
+import { monitorCommands, sharedRedisUrl, waitFor } from '../../helpers/redis.js'
 
 const unitUpdate = (organizationId: string, unitId: string, state: 'normal' | 'too_hot' | 'too_cold' = 'too_hot'): ChangeEvent => ({
   name: 'unitUpdate',
@@ -28,14 +28,13 @@ const unitUpdate = (organizationId: string, unitId: string, state: 'normal' | 't
 
 /** Every script call Redis receives for one fence hash (MONITOR): its keys after the fence, and its ARGV. */
 async function watchScripts (url: string, fenceKey: string) {
-  const monitor = await new Redis(url).monitor()
   const calls: Array<{ keys: string[], argv: string[] }> = []
-  monitor.on('monitor', (_time: string, args: string[]) => {
+  const monitor = await monitorCommands(url, (args) => {
     if (!/^eval(sha)?$/i.test(args[0] ?? '') || args[3] !== fenceKey) return
     const n = Number(args[2])
     calls.push({ keys: args.slice(4, 3 + n), argv: args.slice(3 + n) })
   })
-  return { calls, stop: () => monitor.disconnect() }
+  return { calls, stop: monitor.stop }
 }
 
 // These two suites pin down plain cache-aside (what an event deletes, what a load stores, who joins whom), so the
