@@ -20,6 +20,20 @@ export function ratio (a: number, b: number, digits = 1): number | null {
   return b > 0 ? round(a / b, digits) : null
 }
 
+export function medianOf (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length / 2
+  return Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!
+}
+
+/**
+ * The ratio of two scenarios' throughput, paired round by round (measured a minute apart at most), the median of
+ * those: on a shared machine whose speed swings between rounds, a ratio of medians from different rounds is noisier.
+ */
+export function pairedRatio (a: Array<{ reqPerSec: number }>, b: Array<{ reqPerSec: number }>): number {
+  return Math.round(medianOf(a.map((x, i) => (b[i]?.reqPerSec ?? 0) > 0 ? x.reqPerSec / b[i]!.reqPerSec : 0)) * 1000) / 1000
+}
+
 /** What the numbers were measured on: they mean nothing without it. */
 export function machine () {
   const cmd = (file: string, args: string[]) => {

@@ -9,6 +9,7 @@ import { entriesForEvent } from '../../src/features/dashboard/query-types.js'
 import { waitFor } from '../../src/lib/net.js'
 import { benchCache, fillUnrelated, orgFixture, populate } from '../lib/cache-fixture.js'
 import { percentiles, type Percentiles } from '../workload/latency.js'
+import { medianOf, pairedRatio } from '../lib/stats.js'
 import { breakdownSteps, registerBreakdownRoutes, type BreakdownStep } from './breakdown.js'
 import { peerNames, registerPeerRoutes, type PeerName } from './peers.js'
 
@@ -139,19 +140,11 @@ export async function hitPathMicro (o: {
       }
     }
     // The median round: one round disturbed by a neighbour on this shared machine does not move it.
-    const medianOf = (values: number[]): number => {
-      const sorted = [...values].sort((a, b) => a - b)
-      const mid = sorted.length / 2
-      return Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!
-    }
     const median = (name: string): Throughput => ({ reqPerSec: Math.round(medianOf(runs[name]!.map((r) => r.reqPerSec))), runs: runs[name]! })
     const coldboard = median('coldboard')
     const bareT = median('bare')
     const peerT = Object.fromEntries(peerNames.map((n) => [n, median(n)])) as Record<PeerName, Throughput>
-    // Ratios pair the two scenarios round by round (measured a minute apart at most) and take the median of those:
-    // on a shared machine whose speed swings between rounds, a ratio of medians from different rounds is noisier.
-    const ratio = (a: string, b: string): number =>
-      Math.round(medianOf(runs[a]!.map((x, i) => runs[b]![i]!.reqPerSec > 0 ? x.reqPerSec / runs[b]![i]!.reqPerSec : 0)) * 1000) / 1000
+    const ratio = (a: string, b: string): number => pairedRatio(runs[a]!, runs[b]!)
     return {
       connections: o.connections,
       durationSeconds: o.durationSeconds,
