@@ -131,7 +131,7 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
 
   out.push('## Hit-path throughput and peers', '')
   out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), every other one in reverse order, in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
-    'A ratio is the median over rounds of the two scenarios\' ratio within each round (this machine\'s speed swings between rounds). ' +
+    'A ratio is the median over rounds of the two scenarios\' ratio within each round (this machine\'s speed swings between rounds); the bars\' pairs run back to back in a round (the bare route, coldboard\'s hit, cache-manager). ' +
     'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
   out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'ratio'], [

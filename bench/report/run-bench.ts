@@ -35,7 +35,7 @@ the latency plot. docs/PERFORMANCE.md explains the figures.
   --smoke                       a seconds-long variant on a toy dataset (CI: the fields, not the figures)
   --database-url URL            PostgreSQL superuser URL (default ${DEFAULT_ADMIN_URL})
   --database NAME               the database to create and drop (default coldboard_bench_<pid>); --keep-database
-  --connections N (10)  --micro-duration S (6)  --micro-rounds N (5)   autocannon, per hit-path scenario
+  --connections N (10)  --micro-duration S (6)  --micro-rounds N (7)   autocannon, per hit-path scenario
   --invalidation-keys N (1000000)  --invalidation-iterations N (300)
   --service-env NAME=value      set for coldboard serve in both runs (repeatable), e.g. CACHE_REFRESH=false
   --worker-process              cache on: the queue worker in a process of its own and \`serve --no-worker\` (deploy/'s
@@ -105,7 +105,7 @@ export function parseBenchArgs (argv: string[]) {
     keepDatabase: values['keep-database'] === true,
     connections: int('connections', 10, 1, 1000),
     microSeconds: int('micro-duration', smoke ? 1 : 6, 1, 600),
-    microRounds: int('micro-rounds', smoke ? 1 : 5, 1, 20),
+    microRounds: int('micro-rounds', smoke ? 1 : 7, 1, 20),
     invalidationKeys: int('invalidation-keys', smoke ? 10_000 : 1_000_000, 0, 20_000_000),
     invalidationIterations: int('invalidation-iterations', smoke ? 20 : 300, 1, 100_000),
     workerProcess: values['worker-process'] === true,
