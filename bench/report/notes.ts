@@ -44,10 +44,9 @@ function ttlFloor (r: Report): string {
  * What no cache behind the app's hooks can beat: the same /api route sending the payload as a constant. Where a
  * peer's read comes out faster than that route in a round, the ratio measured the machine, not the read.
  */
-function ceilingNote (r: Report, peers: string[]): string {
+function ceilingNote (r: Report, named: Array<[string, Report['hitPath']['coldboard']]>): string {
   const ceiling = r.hitPath.breakdown.appAuthConstant
   const perRound = (runs: Array<{ reqPerSec: number }>) => runs.map((x, i) => (ceiling.runs[i]?.reqPerSec ?? 0) > 0 ? (x.reqPerSec / ceiling.runs[i]!.reqPerSec).toFixed(2) : '–').join(', ')
-  const named = peers.map((n) => [n, r.peers[n as keyof Report['peers']]] as const)
   const beatConstant = [['coldboard', r.hitPath.coldboard] as const, ...named].filter(([, p]) => p.runs.some((x, i) => x.reqPerSec > (ceiling.runs[i]?.reqPerSec ?? Infinity)))
   return `The ceiling for a cached read behind these hooks is the same route sending the payload as a constant: coldboard's hit ran at ${pairedRatio(r.hitPath.coldboard.runs, ceiling.runs)} × it (per round: ${perRound(r.hitPath.coldboard.runs)}), ` +
     named.map(([n, p]) => `${n} at ${pairedRatio(p.runs, ceiling.runs)} × (per round: ${perRound(p.runs)})`).join(', ') + '. ' +
@@ -147,7 +146,7 @@ export function closingNotes (r: Report): string[] {
           ` (cache-manager through get-then-set: its wrap() would hand a request the answer of a GET sent before the request began, which coldboard's promise across instances forbids). coldboard's route and cache service ${route.loss >= 0 ? `take ${pct(route.loss)} off` : `add ${pct(-route.loss)} to`} the throughput of ${getLabel}. ` +
           'What would close it: a leaner client path for the hit GET — node-redis is 2.15 × ioredis in isolation but 0.45 × with the per-command timeout a cache read needs (bench/redis-clients.ts, docs/caching.md). The per-hit metrics are not it: the hit counter and the two histograms a hit observes cost about 1.3 µs together (prom-client alone, measured), 1–2 % of a hit here. ' +
           'Ratios within a few percent of 1 are inside this machine\'s run-to-run noise (see the rounds). ' +
-          ceilingNote(r, faster.map(([n]) => n)))
+          ceilingNote(r, faster))
         break
       }
       case 'emitP99': {
