@@ -194,7 +194,7 @@ async function main (): Promise<void> {
       alertsCount: dashboardSql.alertsCount(orgId),
       alertsCountUnit: dashboardSql.unitAlertsCount(orgId, sampleUnit),
       devicesOnline: dashboardSql.devicesOnline(orgId),
-      temperatureTrends: dashboardSql.temperatureTrends(orgId, sampleUnit, w),
+      temperatureTrends: dashboardSql.temperatureTrends(orgId, [sampleUnit], w),
       compliancePercentage: dashboardSql.compliance(orgId, w),
       stats: dashboardSql.stats(orgId, w),
       statsGivenCompliance: dashboardSql.stats(orgId, null),

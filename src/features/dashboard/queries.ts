@@ -3,9 +3,9 @@ import type { UnitState } from '../../db/schema.js'
 import { rows, type Db } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import { LEVELS, decompose, floorTo } from '../rollups/buckets.js'
-import { EPOCH, windowPieces, type RawRange, type Scope } from '../rollups/sql.js'
+import { EPOCH, uuidArray, windowPieces, type RawRange, type Scope } from '../rollups/sql.js'
 import type {
-  AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, OrgCounts, TemperatureTrend, TrendPoint, UnitCounts
+  AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, OrgCounts, TemperatureTrend, UnitCounts
 } from './types.js'
 
 /** The rolling window of trends and compliance: (now − 24 h, now]. */
@@ -92,20 +92,24 @@ export const dashboardSql = {
   unitAlertsCount: unitAlertCounts,
   devicesOnline: deviceCounts,
 
-  /** No row when the unit is not in the org; one row with a null bucket when it has no readings. */
-  temperatureTrends: (orgId: string, unitId: string, w: DashboardWindow): SQL => sql`
-    select u.id as unit_id, b.bucket_ms, b.temperature, b.too_hot, b.too_cold
-    from units u
-    left join lateral (
-      select (extract(epoch from date_bin('5 minutes', p.at, ${EPOCH})) * 1000)::float8 as bucket_ms,
+  /**
+   * The trends of some units of the organization, one statement whatever their number: no row for a unit not in
+   * the organization, one row with a null bucket for a unit without readings, else its 5-minute buckets in order.
+   */
+  temperatureTrends: (orgId: string, unitIds: readonly string[], w: DashboardWindow): SQL => sql`
+    with b as (
+      select p.unit_id, (extract(epoch from date_bin('5 minutes', p.at, ${EPOCH})) * 1000)::float8 as bucket_ms,
         round(sum(p.temp_sum) / sum(p.readings), 2)::float8 as temperature,
         sum(p.above) > 0 as too_hot,
         sum(p.below) > 0 as too_cold
-      from (${dashboardPieces({ orgId, unitId }, w, ['5m'])}) p
-      group by 1
-    ) b on true
-    where u.id = ${unitId} and u.organization_id = ${orgId}
-    order by b.bucket_ms`,
+      from (${dashboardPieces({ orgId, unitIds: [...unitIds] }, w, ['5m'])}) p
+      group by 1, 2
+    )
+    select u.id as unit_id, b.bucket_ms, b.temperature, b.too_hot, b.too_cold
+    from units u
+    left join b on b.unit_id = u.id
+    where u.id = any(${uuidArray(unitIds)}::uuid[]) and u.organization_id = ${orgId}
+    order by u.id, b.bucket_ms`,
 
   /** The compliance figure alone: hourly and 5-minute rollups plus the raw readings of the two partial buckets. */
   compliance: (orgId: string, w: DashboardWindow): SQL => sql`
@@ -137,6 +141,11 @@ export interface DashboardQueryService extends DashboardQueries {
    * statement skips the 24 h scan and costs about a millisecond whatever the number of readings.
    */
   stats (orgId: string, opts?: { compliancePercentage?: number }): Promise<DashboardStats>
+  /**
+   * The trends of several units of the organization in one statement, by unit id: a unit not in the organization
+   * has none (reloads of an organization's watched trends share it: read-through.ts).
+   */
+  temperatureTrendsOf (orgId: string, unitIds: readonly string[]): Promise<Map<string, TemperatureTrend>>
   /** The overview's counts without its compliance figure: the units, alerts and devices panels in one statement. */
   counts (orgId: string): Promise<OrgCounts>
   /** Every unit of the organization, active or not: whose per-unit entries an organization-wide invalidation drops. */
@@ -185,6 +194,26 @@ async function one<T> (db: Db, query: SQL): Promise<T> {
 /** The dashboard's reads against PostgreSQL (or PGlite): every figure aggregated in SQL, one statement each. */
 export function createDashboardQueries (deps: { db: Db, clock: Clock }): DashboardQueryService {
   const { db, clock } = deps
+
+  /** By unit id as asked for (PostgreSQL answers in lower case). */
+  async function trendsOf (orgId: string, unitIds: readonly string[]): Promise<Map<string, TemperatureTrend>> {
+    const out = new Map<string, TemperatureTrend>()
+    if (unitIds.length === 0) return out
+    const asked = new Map(unitIds.map((id) => [id.toLowerCase(), id]))
+    for (const r of await rows<TrendRow>(db, dashboardSql.temperatureTrends(orgId, unitIds, dashboardWindow(clock.now())))) {
+      const unitId = asked.get(r.unit_id) ?? r.unit_id
+      let trend = out.get(unitId)
+      if (!trend) out.set(unitId, trend = { unitId, points: [] })
+      if (r.bucket_ms === null || r.temperature === null) continue
+      trend.points.push({
+        timestamp: new Date(r.bucket_ms).toISOString(),
+        temperature: r.temperature,
+        alarmState: r.too_hot === true ? 'too_hot' : r.too_cold === true ? 'too_cold' : 'normal'
+      })
+    }
+    return out
+  }
+
   return {
     async unitsStatus (orgId) {
       return one<UnitCounts>(db, dashboardSql.unitsStatus(orgId))
@@ -201,19 +230,10 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
     },
 
     async temperatureTrends (orgId, unitId): Promise<TemperatureTrend | null> {
-      const result = await rows<TrendRow>(db, dashboardSql.temperatureTrends(orgId, unitId, dashboardWindow(clock.now())))
-      if (result.length === 0) return null
-      const points: TrendPoint[] = []
-      for (const r of result) {
-        if (r.bucket_ms === null || r.temperature === null) continue
-        points.push({
-          timestamp: new Date(r.bucket_ms).toISOString(),
-          temperature: r.temperature,
-          alarmState: r.too_hot === true ? 'too_hot' : r.too_cold === true ? 'too_cold' : 'normal'
-        })
-      }
-      return { unitId, points }
+      return (await trendsOf(orgId, [unitId])).get(unitId) ?? null
     },
+
+    temperatureTrendsOf: trendsOf,
 
     async unitIds (orgId) {
       return (await rows<{ id: string }>(db, sql`select id from units where organization_id = ${orgId}`)).map((r) => r.id)

@@ -92,8 +92,15 @@ export const queryTypeNames = Object.keys(queryTypes) as QueryType[]
 /** One cached entry: its query type and scope. */
 export interface Entry { queryType: QueryType, orgId: string, unitId?: string }
 
-/** Whether the entry can be served from one statement with the organization's other panels (the overview's counts). */
-export const sharesCounts = (e: Entry): boolean => e.unitId === undefined && (e.queryType === 'stats' || 'fromCounts' in queryTypes[e.queryType])
+/**
+ * Entries of one organization that one statement can reload together (read-through.ts): its count panels (the
+ * overview's counts serve them all) and its units' trends (temperatureTrendsOf). null: the entry loads alone.
+ */
+export type BatchFamily = 'counts' | 'trends'
+export function batchFamily (e: Entry): BatchFamily | null {
+  if (e.unitId === undefined) return e.queryType === 'stats' || 'fromCounts' in queryTypes[e.queryType] ? 'counts' : null
+  return e.queryType === 'temperature_trends' ? 'trends' : null
+}
 
 export const hasOrgEntry = (qt: QueryType) => queryTypes[qt].scope !== 'unit'
 export const hasUnitEntry = (qt: QueryType) => queryTypes[qt].scope !== 'org'

@@ -8,7 +8,7 @@ import { open, otherVersion, seal } from './envelope.js'
 import { fenceField, type DashboardKeys } from './keys.js'
 import type { BypassReason, DashboardMetrics, RefreshReason } from './metrics.js'
 import type { DashboardQueryService } from './queries.js'
-import { entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, sharesCounts, type Entry, type LoadContext } from './query-types.js'
+import { batchFamily, entriesForEvent, hasOrgEntry, hasUnitEntry, queryTypeNames, queryTypes, type BatchFamily, type Entry, type LoadContext } from './query-types.js'
 import type { OrgCounts } from './types.js'
 
 export type CacheOutcome = 'hit' | 'miss' | 'bypass'
@@ -23,10 +23,12 @@ export const COMPRESS_ABOVE_BYTES = 2048
 
 interface Flight { promise: Promise<{ json: string | null, fenced: boolean }> }
 /**
- * Reloads of one organization's count panels that share one statement: those an event asked for (started in one turn
- * of the event loop), and those read near their expiry within AHEAD_BATCH_MS of each other (a page's panels).
+ * Reloads of one organization's entries of one family (its count panels, or its units' trends) that share one
+ * statement: those an event asked for (started in one turn of the event loop), and those reloaded ahead of expiry
+ * within AHEAD_BATCH_MS of each other (a page's panels, and the watched entries of the family reloaded with them).
  */
-interface CountsBatch {
+interface Batch {
+  family: BatchFamily
   members: Array<{ e: Entry, c: LoadContext, fenceRead: Promise<unknown>, resolve: (json: Promise<string | null>) => void }>
   /** Runs it (once); `immediate`: an event's reload joined, so it runs at the next turn instead of at its timer. */
   start: () => void
@@ -46,10 +48,12 @@ export const COMPLIANCE_AHEAD_SHARE = 0.5
 /** Closer than this to its expiry, any read of the figure recomputes it in a statement of its own (the backstop). */
 export const COMPLIANCE_BACKSTOP_SHARE = 0.2
 /**
- * A reload ahead of expiry of a count panel waits this long for the organization's other panels (a dashboard page
- * reads them together) so that they share one statement; nobody waits for it, the entry still has AHEAD_SHARE left.
+ * A reload ahead of expiry waits this long for the other entries of its batch (a dashboard page reads its panels
+ * together) so that they share one statement; nobody waits for it, the entry still has AHEAD_SHARE left.
  */
 export const AHEAD_BATCH_MS = 20
+/** At most this many entries share one statement (an organization watching hundreds of units' trends runs several). */
+export const BATCH_MAX_ENTRIES = 50
 /** A reload that invalidations keep fencing gives up after this many loads (the next read loads it). */
 export const MAX_RELOAD_ATTEMPTS = 5
 
@@ -92,8 +96,10 @@ export function createReadThrough (opts: {
   /** Reloads nobody waits for, by key: one at a time per key on this instance. */
   const reloads = new Map<string, Reload>()
   const complianceFlights = new Map<string, Promise<number>>()
-  const countsBatches = new Map<string, CountsBatch>()
+  /** Batches gathering members, by family and organization. */
+  const batches = new Map<string, Batch>()
   const nowSeconds = () => Date.now() / 1000
+  const watch = createWatchList(ttl * 1000)
 
   /** Stores a figure computed now (TTL only: it is never fenced, docs/caching.md#compliance). */
   function storeCompliance (orgId: string, value: number): Promise<boolean> {
@@ -104,15 +110,9 @@ export function createReadThrough (opts: {
     let flight = complianceFlights.get(orgId)
     if (!flight) {
       flight = (async () => {
-        const end = metrics.dbLoadSeconds.startTimer({ query_type: 'stats' })
-        metrics.dbLoad.inc({ query_type: 'stats' })
-        try {
-          const value = await queries.compliancePercentage(orgId)
-          await storeCompliance(orgId, value)
-          return value
-        } finally {
-          end()
-        }
+        const value = await timed('stats', () => queries.compliancePercentage(orgId))
+        await storeCompliance(orgId, value)
+        return value
       })().finally(() => complianceFlights.delete(orgId))
       complianceFlights.set(orgId, flight)
     }
@@ -195,28 +195,31 @@ export function createReadThrough (opts: {
   }
 
   /**
-   * A background reload of an organization-level count panel (the overview, units, alerts, devices): those of one
-   * organization asked for together run one statement, the overview's, whose counts are the other panels' figures
-   * (the same SQL, one snapshot). Together means: an event's reloads, started in the same turn of the event loop
-   * (`urgent`: the emit waits for them), or reloads ahead of expiry within AHEAD_BATCH_MS (a page's panels, read
-   * together). A member joins as it starts reading its fence; the statement starts once every member's fence has
-   * been read, so each fence was read before the data: the fenced store stays exact. A member alone runs its own
-   * query.
+   * A background reload of an entry that can share a statement (batchFamily): those of one organization and family
+   * asked for together run one statement. For count panels it is the overview's, whose counts are the other panels'
+   * figures (the same SQL, one snapshot); for trends, one statement for all the units. Together means: an event's
+   * reloads, started in the same turn of the event loop (`urgent`: the emit waits for them), or reloads ahead of
+   * expiry within AHEAD_BATCH_MS (a page's panels, and the watched entries reloaded with them: reloadAhead). A member
+   * joins as it starts reading its fence; the statement starts once every member's fence has been read, so each fence
+   * was read before the data: the fenced store stays exact. A member alone runs its own query.
    */
   function loadShared (e: Entry, c: LoadContext, urgent: boolean, fenceRead: Promise<unknown>): Promise<string | null> {
-    if (!sharesCounts(e)) return fenceRead.then(() => load(e, c))
-    let batch = countsBatches.get(e.orgId)
-    if (!batch) {
-      const b: CountsBatch = batch = { members: [], timer: null, immediate: false, start: () => {} }
+    const family = batchFamily(e)
+    if (family === null) return fenceRead.then(() => load(e, c))
+    const batchKey = `${family}:${e.orgId}`
+    let batch = batches.get(batchKey)
+    if (!batch || batch.members.length >= BATCH_MAX_ENTRIES) {
+      batch?.start()
+      const b: Batch = batch = { family, members: [], timer: null, immediate: false, start: () => {} }
       let started = false
       b.start = () => {
         if (started) return
         started = true
         if (b.timer) clearTimeout(b.timer)
-        if (countsBatches.get(e.orgId) === b) countsBatches.delete(e.orgId)
-        runCountsBatch(e.orgId, b)
+        if (batches.get(batchKey) === b) batches.delete(batchKey)
+        runBatch(e.orgId, b)
       }
-      countsBatches.set(e.orgId, b)
+      batches.set(batchKey, b)
       if (!urgent) b.timer = setTimeout(b.start, AHEAD_BATCH_MS)
     }
     if (urgent && !batch.immediate) {
@@ -227,9 +230,15 @@ export function createReadThrough (opts: {
     return new Promise<string | null>((resolve) => b.members.push({ e, c, fenceRead, resolve }))
   }
 
-  function runCountsBatch (orgId: string, b: CountsBatch): void {
+  function runBatch (orgId: string, b: Batch): void {
     const fencesRead = Promise.allSettled(b.members.map((m) => m.fenceRead))
     if (b.members.length === 1) { b.members[0]!.resolve(fencesRead.then(() => load(b.members[0]!.e, b.members[0]!.c))); return }
+    if (b.family === 'trends') {
+      const unitIds = b.members.map((m) => m.e.unitId!)
+      const trends = fencesRead.then(() => timed('temperature_trends', () => queries.temperatureTrendsOf(orgId, unitIds)))
+      for (const m of b.members) m.resolve(trends.then((t) => { const v = t.get(m.e.unitId!); return v === undefined ? null : JSON.stringify(v) }))
+      return
+    }
     const withStats = b.members.find((m) => m.e.queryType === 'stats')
     const counts: Promise<OrgCounts> = fencesRead.then(() => timed('stats', () => withStats ? queryTypes.stats.load(queries, { orgId }, withStats.c) : queries.counts(orgId)))
     for (const m of b.members) {
@@ -323,6 +332,20 @@ export function createReadThrough (opts: {
   }
 
   /**
+   * An entry read in the last quarter of its life is reloaded in the background, and with it the other entries of its
+   * family (batchFamily) that readers of this instance watch: they share its statement and expire together from then
+   * on, so that an organization's five watched trends cost one statement per TTL instead of five.
+   */
+  function reloadAhead (e: Entry, key: string): void {
+    void reload(e, key, 'ahead')
+    const family = batchFamily(e)
+    if (family === null) return
+    for (const w of watch.family(e.orgId, family)) {
+      if (w.key !== key && !flights.has(w.key) && !reloads.has(w.key)) void reload(w.e, w.key, 'ahead')
+    }
+  }
+
+  /**
    * After an event's invalidation: reloads the entries it deleted (those somebody had read within a TTL) with the
    * time they had left, and waits for them until `waitMs` after the COMMIT. An organization-wide invalidation
    * reloads only the organization-level entries.
@@ -359,6 +382,7 @@ export function createReadThrough (opts: {
     /** The entry as JSON (or stored gzip bytes); null when it does not exist (a unit not in the organization). */
     async read (e: Entry, o: { refresh?: boolean } = {}): Promise<ReadResult | null> {
       const key = keys.entry(e)
+      if (refresh.enabled) watch.read(e, key)
       if (!store.isAvailable()) return result(await bypass(e, store.isEnabled() ? 'unavailable' : 'disabled'), 'bypass')
       if (invalidator.hasPending(e.orgId)) return result(await bypass(e, 'pending_invalidation'), 'bypass')
       // The primary holding the organization's entries changed less than a TTL ago (docs/scaling.md).
@@ -375,7 +399,7 @@ export function createReadThrough (opts: {
         const opened = open(raw)
         if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
-          if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) void reload(e, key, 'ahead')
+          if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) reloadAhead(e, key)
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
         // Another coldboard version's entry is replaced by the load below; anything else is garbage.
@@ -414,16 +438,53 @@ export function createReadThrough (opts: {
       flights.clear()
       reloads.clear()
       // Batches waiting for their timer store nothing: their members settle as "no value".
-      for (const b of countsBatches.values()) {
+      for (const b of batches.values()) {
         if (b.timer) clearTimeout(b.timer)
         for (const m of b.members) m.resolve(Promise.resolve(null))
       }
-      countsBatches.clear()
+      batches.clear()
+      watch.close()
       invalidator.close()
     }
   }
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>
+
+/**
+ * The entries this instance's readers watch: those of a batch family (batchFamily) read within the last `windowMs`
+ * (a TTL), by organization. Swept every window, so it holds at most what was read in the last two.
+ */
+function createWatchList (windowMs: number) {
+  const byOrg = new Map<string, Map<string, { e: Entry, key: string, at: number }>>()
+  const sweep = setInterval(() => {
+    const since = Date.now() - windowMs
+    for (const [orgId, entries] of byOrg) {
+      for (const [key, w] of entries) if (w.at < since) entries.delete(key)
+      if (entries.size === 0) byOrg.delete(orgId)
+    }
+  }, windowMs)
+  sweep.unref()
+  return {
+    /** A read of the entry now (no allocation once it is known: this is on the hit path). */
+    read (e: Entry, key: string): void {
+      let entries = byOrg.get(e.orgId)
+      const w = entries?.get(key)
+      if (w) { w.at = Date.now(); return }
+      if (batchFamily(e) === null) return
+      if (!entries) byOrg.set(e.orgId, entries = new Map())
+      entries.set(key, { e: { ...e }, key, at: Date.now() })
+    },
+    /** The organization's entries of the family read within the window. */
+    * family (orgId: string, family: BatchFamily): Generator<{ e: Entry, key: string }> {
+      const since = Date.now() - windowMs
+      for (const w of byOrg.get(orgId)?.values() ?? []) if (w.at >= since && batchFamily(w.e) === family) yield w
+    },
+    close (): void {
+      clearInterval(sweep)
+      byOrg.clear()
+    }
+  }
+}
 
 /** The organization-level entries of an organization, one per query type that has one. */
 export function orgLevelEntries (orgId: string): Entry[] {

@@ -9,8 +9,14 @@ export const EPOCH = sql.raw('timestamptz \'1970-01-01 00:00:00+00\'')
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** Whose rows: an organization's, or one unit's of it. */
-export interface Scope { orgId: string, unitId?: string }
+/**
+ * Ids as one PostgreSQL array literal (`{a,b}`), a single parameter cast to uuid[]: the statement's text is the same
+ * whatever the count. PostgreSQL's uuid input rejects anything else, so no id can break out of the literal.
+ */
+export const uuidArray = (ids: readonly string[]): string => `{${ids.join(',')}}`
+
+/** Whose rows: an organization's, one unit's of it, or some units' of it (`unitIds`: one array parameter). */
+export interface Scope { orgId: string, unitId?: string, unitIds?: string[] }
 
 /** Raw readings of [from, to], each end included or not. */
 export interface RawRange { from: number, to: number, fromIncluded: boolean, toIncluded: boolean }
@@ -20,6 +26,7 @@ export const rollupLockKey = (orgId: string): SQL => sql`hashtextextended('coldb
 
 function scopeWhere (alias: string, scope: Scope): SQL {
   const a = sql.raw(alias)
+  if (scope.unitIds !== undefined) return sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = any(${uuidArray(scope.unitIds)}::uuid[])`
   return scope.unitId === undefined
     ? sql`${a}.organization_id = ${scope.orgId}::uuid`
     : sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = ${scope.unitId}::uuid`

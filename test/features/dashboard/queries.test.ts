@@ -189,6 +189,22 @@ describe.each(backends)('dashboard queries on $name', ({ name }) => {
     expect(await queries.temperatureTrends(silent.org.id, silent.units[0]!.id)).toEqual({ unitId: silent.units[0]!.id, points: [] })
   })
 
+  it("reads several units' trends in one statement, each exact; other organizations' units are left out", async () => {
+    const silent = await ctx.org({ units: 1 })
+    const foreign = b.units[0]!.id
+    const unknown = '00000000-0000-4000-8000-000000000000'
+    const ids = [...a.units.map((u) => u.id), foreign, unknown]
+    const many = await queries.temperatureTrendsOf(a.org.id, ids)
+    expect([...many.keys()].sort()).toEqual(a.units.map((u) => u.id).sort())
+    for (const u of a.units) expect(many.get(u.id)).toEqual({ unitId: u.id, points: expectedTrend(allReadings, unitsById.get(u.id)!) })
+    expect(await queries.temperatureTrendsOf(silent.org.id, [silent.units[0]!.id, foreign]))
+      .toEqual(new Map([[silent.units[0]!.id, { unitId: silent.units[0]!.id, points: [] }]]))
+    expect((await queries.temperatureTrendsOf(a.org.id, [])).size).toBe(0)
+    // An id in another case is answered under the id as asked (it is the cache key's and the response's).
+    const upper = a.units[0]!.id.toUpperCase()
+    expect((await queries.temperatureTrendsOf(a.org.id, [upper])).get(upper)?.unitId).toBe(upper)
+  })
+
   it('builds the dashboard stats from the same figures', async () => {
     const stats = await queries.stats(a.org.id)
     expect(stats).toEqual({

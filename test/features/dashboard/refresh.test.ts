@@ -315,4 +315,30 @@ describe('refresh ahead: an entry read near its expiry is reloaded in the backgr
     expect(again[2]!.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.alertsCount(g.org.id)))
     expect(again[3]!.body).toBe(JSON.stringify(await ctx.app.dashboard.queries.devicesOnline(g.org.id)))
   })
+
+  it("an organization's watched trends are reloaded ahead together: one statement, each with its own unit's JSON", async () => {
+    const g = await ctx.org({ units: 3 })
+    const k = ctx.app.dashboard.keys
+    const trendUrl = (unit: number) => `/api/orgs/${g.org.id}/units/${g.units[unit]!.id}/temperature-trends`
+    const read = (unit: number) => ctx.app.inject({ url: trendUrl(unit), headers: ctx.bearer({ [g.org.id]: 'viewer' }) })
+    const trendKey = (unit: number) => k.entry({ queryType: 'temperature_trends', orgId: g.org.id, unitId: g.units[unit]!.id })
+    const before = await loads(ctx.app, 'temperature_trends')
+    // Two viewers watching two units at different phases; the third unit nobody reads.
+    expect((await read(0)).headers['x-cache']).toBe('miss')
+    await sleep(1500)
+    expect((await read(1)).headers['x-cache']).toBe('miss')
+    expect(await loads(ctx.app, 'temperature_trends') - before).toBe(2)
+
+    // The first in its last quarter (the second has over half its life left): one statement reloads both.
+    await sleep(1700)
+    expect((await read(0)).headers['x-cache']).toBe('hit')
+    for (const unit of [0, 1]) await waitFor(async () => await admin.pttl(trendKey(unit)) > 3000, 5000, `trend ${unit} reloaded`)
+    expect(await loads(ctx.app, 'temperature_trends') - before).toBe(3)
+    for (const unit of [0, 1]) {
+      const r = await read(unit)
+      expect(r.headers['x-cache']).toBe('hit')
+      expect(JSON.parse(r.body)).toEqual(await ctx.app.dashboard.queries.temperatureTrends(g.org.id, g.units[unit]!.id))
+    }
+    expect(await admin.exists(trendKey(2))).toBe(0)
+  })
 })
