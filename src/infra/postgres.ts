@@ -93,6 +93,15 @@ export async function createDatabase (opts: DatabaseOptions): Promise<Database> 
   }
 }
 
+/**
+ * Values as one PostgreSQL array literal (`{a,b}`), to pass as a single parameter cast to an array type
+ * (`${arrayLiteral(ids)}::uuid[]`): the statement's text is the same whatever the count, and the cast's input
+ * function rejects anything that is not such a value. For values without commas, braces or quotes (ids, numbers).
+ */
+export function arrayLiteral (values: readonly string[]): string {
+  return '{' + values.join(',') + '}'
+}
+
 /** Rows of a raw query on either driver. */
 export async function rows<T> (db: DbOrTx, query: ReturnType<typeof sql>): Promise<T[]> {
   const res = await db.execute(query) as unknown as { rows: T[] }

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import { alerts, devices, organizations, sites, units } from '../db/schema.js'
-import type { Db, Tx } from '../infra/postgres.js'
+import { arrayLiteral, type Db, type Tx } from '../infra/postgres.js'
 import type { Clock } from '../lib/clock.js'
 import { ensureMonthPartitions } from '../features/maintenance/partitions.js'
 import { planOrganization, planWindow, type OrgPlan, type UnitPlan, type Window } from './plan.js'
@@ -186,8 +186,4 @@ async function insertReadings (tx: Tx, orgId: string, chunk: UnitPlan[], series:
   }
   await flush()
   return written
-}
-
-function arrayLiteral (values: string[]): string {
-  return '{' + values.join(',') + '}'
 }

@@ -1,9 +1,9 @@
 import { sql, type SQL } from 'drizzle-orm'
 import type { UnitState } from '../../db/schema.js'
-import { rows, type Db } from '../../infra/postgres.js'
+import { arrayLiteral, rows, type Db } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import { LEVELS, decompose, floorTo } from '../rollups/buckets.js'
-import { EPOCH, uuidArray, windowPieces, type RawRange, type Scope } from '../rollups/sql.js'
+import { EPOCH, windowPieces, type RawRange, type Scope } from '../rollups/sql.js'
 import type {
   AlertCounts, DashboardQueries, DashboardStats, DeviceCounts, OrgCounts, TemperatureTrend, UnitCounts
 } from './types.js'
@@ -102,13 +102,13 @@ export const dashboardSql = {
         round(sum(p.temp_sum) / sum(p.readings), 2)::float8 as temperature,
         sum(p.above) > 0 as too_hot,
         sum(p.below) > 0 as too_cold
-      from (${dashboardPieces({ orgId, unitIds: [...unitIds] }, w, ['5m'])}) p
+      from (${dashboardPieces({ orgId, unitIds }, w, ['5m'])}) p
       group by 1, 2
     )
     select u.id as unit_id, b.bucket_ms, b.temperature, b.too_hot, b.too_cold
     from units u
     left join b on b.unit_id = u.id
-    where u.id = any(${uuidArray(unitIds)}::uuid[]) and u.organization_id = ${orgId}
+    where u.id = any(${arrayLiteral(unitIds)}::uuid[]) and u.organization_id = ${orgId}
     order by u.id, b.bucket_ms`,
 
   /** The compliance figure alone: hourly and 5-minute rollups plus the raw readings of the two partial buckets. */

@@ -455,7 +455,7 @@ export type ReadThrough = ReturnType<typeof createReadThrough>
  * (a TTL), by organization. Swept every window, so it holds at most what was read in the last two.
  */
 function createWatchList (windowMs: number) {
-  const byOrg = new Map<string, Map<string, { e: Entry, key: string, at: number }>>()
+  const byOrg = new Map<string, Map<string, { e: Entry, key: string, family: BatchFamily, at: number }>>()
   const sweep = setInterval(() => {
     const since = Date.now() - windowMs
     for (const [orgId, entries] of byOrg) {
@@ -470,14 +470,15 @@ function createWatchList (windowMs: number) {
       let entries = byOrg.get(e.orgId)
       const w = entries?.get(key)
       if (w) { w.at = Date.now(); return }
-      if (batchFamily(e) === null) return
+      const family = batchFamily(e)
+      if (family === null) return
       if (!entries) byOrg.set(e.orgId, entries = new Map())
-      entries.set(key, { e: { ...e }, key, at: Date.now() })
+      entries.set(key, { e: { ...e }, key, family, at: Date.now() })
     },
     /** The organization's entries of the family read within the window. */
     * family (orgId: string, family: BatchFamily): Generator<{ e: Entry, key: string }> {
       const since = Date.now() - windowMs
-      for (const w of byOrg.get(orgId)?.values() ?? []) if (w.at >= since && batchFamily(w.e) === family) yield w
+      for (const w of byOrg.get(orgId)?.values() ?? []) if (w.at >= since && w.family === family) yield w
     },
     close (): void {
       clearInterval(sweep)

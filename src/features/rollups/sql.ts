@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
+import { arrayLiteral } from '../../infra/postgres.js'
 import { LEVELS, type Level, type Segment } from './buckets.js'
 
 // The SQL that reads and rebuilds rollups. The statement trigger of migration 0003 maintains them on insert with
@@ -9,14 +10,8 @@ export const EPOCH = sql.raw('timestamptz \'1970-01-01 00:00:00+00\'')
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/**
- * Ids as one PostgreSQL array literal (`{a,b}`), a single parameter cast to uuid[]: the statement's text is the same
- * whatever the count. PostgreSQL's uuid input rejects anything else, so no id can break out of the literal.
- */
-export const uuidArray = (ids: readonly string[]): string => `{${ids.join(',')}}`
-
 /** Whose rows: an organization's, one unit's of it, or some units' of it (`unitIds`: one array parameter). */
-export interface Scope { orgId: string, unitId?: string, unitIds?: string[] }
+export interface Scope { orgId: string, unitId?: string, unitIds?: readonly string[] }
 
 /** Raw readings of [from, to], each end included or not. */
 export interface RawRange { from: number, to: number, fromIncluded: boolean, toIncluded: boolean }
@@ -26,7 +21,7 @@ export const rollupLockKey = (orgId: string): SQL => sql`hashtextextended('coldb
 
 function scopeWhere (alias: string, scope: Scope): SQL {
   const a = sql.raw(alias)
-  if (scope.unitIds !== undefined) return sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = any(${uuidArray(scope.unitIds)}::uuid[])`
+  if (scope.unitIds !== undefined) return sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = any(${arrayLiteral(scope.unitIds)}::uuid[])`
   return scope.unitId === undefined
     ? sql`${a}.organization_id = ${scope.orgId}::uuid`
     : sql`${a}.organization_id = ${scope.orgId}::uuid and ${a}.unit_id = ${scope.unitId}::uuid`
