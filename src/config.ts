@@ -43,6 +43,11 @@ export const envSchema = z.object({
   CACHE_REFRESH: bool.default(true),
   // How long after COMMIT the emit waits at most for those reloads (a viewer still joins a reload in flight).
   CACHE_REFRESH_WAIT_MS: intIn(0, 1000).default(10),
+  // In-process copies of Redis entries in front of the GET, dropped by every invalidation before its event reaches
+  // this instance's sockets (docs/caching.md#in-process); one server or Sentinel only (off on a cluster).
+  CACHE_LOCAL: bool.default(true),
+  // The most entry bytes those copies hold per process; past it the organizations stored longest ago are dropped.
+  CACHE_LOCAL_MAX_MB: intIn(1, 4096).default(64),
   // Every key and channel coldboard uses starts with it, so deployments sharing a Redis never meet.
   REDIS_KEY_PREFIX: z.string().max(64).regex(/^[A-Za-z0-9_:.-]*$/, 'letters, digits, _ : . and - only').default('coldboard:'),
   // BullMQ's prefix; derived from REDIS_KEY_PREFIX when unset (`coldboard:` → `coldboard:bull`).

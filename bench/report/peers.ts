@@ -9,7 +9,7 @@ export const peerNames = ['bentocache', 'cacheManager'] as const
 export type PeerName = typeof peerNames[number]
 
 export const peerDescriptions: Record<PeerName, string> = {
-  bentocache: 'bentocache (Redis L2 driver only, no in-process L1: the same read path, one Redis GET per hit)',
+  bentocache: 'bentocache (Redis L2 driver only: its in-process L1 hears invalidations on a bus connection of its own, which nothing orders against the Socket.io events, so it is not correct across instances; one Redis GET per hit)',
   cacheManager: 'cache-manager 7 + Keyv + @keyv/redis (node-redis client); get, then set on a miss (not wrap(): it hands a request the answer of a GET sent before the request began)'
 }
 

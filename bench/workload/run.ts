@@ -123,6 +123,8 @@ export async function runWorkload (o: RunOptions) {
     await writers.stop()
 
     const hits = delta(m0, m1, 'dashboard_cache_hit_total')
+    // Of the hits, those answered from the instance's in-process copy (no Redis round trip).
+    const localHits = delta(m0, m1, 'dashboard_cache_local_hit_total')
     const misses = delta(m0, m1, 'dashboard_cache_miss_total')
     const bypasses = delta(m0, m1, 'dashboard_cache_bypass_total')
     // A read that joined a load in flight waited like a miss: never counted as a hit.
@@ -161,6 +163,7 @@ export async function runWorkload (o: RunOptions) {
       writers: { ...writers.stats(), excursionStartProbability: Math.round(writers.excursionStartProbability * 1e4) / 1e4 },
       service: {
         hits,
+        localHits,
         misses,
         coalesced,
         bypasses: deltaBy(m0, m1, 'dashboard_cache_bypass_total', 'reason'),

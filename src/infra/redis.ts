@@ -113,11 +113,23 @@ export function createRedisInfra (opts: { target: RedisTarget, commandTimeoutMs:
     return conn
   }
 
+  let shared: RedisClient | null = null
   return {
     mode,
     /** Sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a cluster: a message goes to one shard, not to every node. */
     sharded: mode === 'cluster',
     connection,
+    /**
+     * The subscriber connection Socket.io's adapter and the cache's invalidation channel share on one server
+     * (standalone or Sentinel): the messages of one connection arrive in the order Redis ran their PUBLISHes, so an
+     * invalidation published before an event is handled before that event reaches this instance's sockets, which
+     * the in-process cache relies on (docs/caching.md#in-process). On a cluster (sharded pub/sub, one connection
+     * per shard) no such order exists: each caller gets a connection of its own.
+     */
+    subscriber (purpose: 'io-sub' | 'cache-sub'): RedisClient {
+      if (mode === 'cluster') return connection(purpose)
+      return (shared ??= connection('io-sub'))
+    },
     /** Drops a connection made by `connection` (e.g. a replaced worker's), now, without waiting for replies. */
     release (conn: RedisClient): void {
       const i = connections.indexOf(conn)

@@ -51,7 +51,9 @@ describe('cache faults', () => {
   })
 
   const path = () => `/api/orgs/${f.org.id}/dashboard/units/status`
-  const read = () => app.inject({ url: path(), headers: { authorization: `Bearer ${app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } })}` } })
+  const read = Object.assign(() => app.inject({ url: path(), headers: read.headers() }), {
+    headers: () => ({ authorization: `Bearer ${app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } })}` })
+  })
   const errors = async () => (await app.cache.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)
   const unitsStatusKey = () => app.dashboard.keys.entry({ queryType: 'units_status', orgId: f.org.id })
   /** A change through the write path: commit, (failed) invalidation, emit. */
@@ -139,11 +141,24 @@ describe('cache faults', () => {
     expect((await read()).headers['x-cache']).toBe('hit')
   })
 
-  it('FLUSHALL under a running service: the next read misses and refills', async () => {
+  it('FLUSHALL under a running service: the in-process copy answers on (nothing changed), a read that reaches Redis misses and refills', async () => {
+    const localHits = async () => (await app.dashboard.metrics.localHit.get()).values.reduce((n, v) => n + v.value, 0)
     await read()
     expect((await read()).headers['x-cache']).toBe('hit')
     await direct.flushall()
-    expect((await read()).headers['x-cache']).toBe('miss')
+    const before = await localHits()
+    const res = await read()
+    expect(res.headers['x-cache']).toBe('hit')
+    expect(res.json().total).toBe(2)
+    expect(await localHits()).toBe(before + 1)
+    expect(await direct.exists(unitsStatusKey())).toBe(0)
+    // A forced refresh loads, stores in Redis again, and drops the in-process copy: the next read is Redis's.
+    const forced = await app.inject({ url: path(), headers: { ...read.headers(), 'cache-control': 'no-cache' } })
+    expect(forced.headers['x-cache']).toBe('bypass')
+    expect(await direct.exists(unitsStatusKey())).toBe(1)
     expect((await read()).headers['x-cache']).toBe('hit')
+    expect(await localHits()).toBe(before + 1)
+    expect((await read()).headers['x-cache']).toBe('hit')
+    expect(await localHits()).toBe(before + 2)
   })
 })

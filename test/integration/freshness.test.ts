@@ -13,12 +13,15 @@ describe('fresh after every event', () => {
   const ctx = useTestApp({ redis: true, worker: true, listen: true })
   let base1: string
   let base2: string
+  let app2: Awaited<ReturnType<typeof ctx.peer>>['app']
   let f: OrgFixture
   const sockets: Socket[] = []
 
   beforeAll(async () => {
     base1 = ctx.url
-    base2 = (await ctx.peer({ listen: true })).url
+    const peer = await ctx.peer({ listen: true })
+    base2 = peer.url
+    app2 = peer.app
     f = await ctx.org({ units: 1, tempMin: 2, tempMax: 8 })
   })
   afterAll(async () => {
@@ -97,6 +100,12 @@ describe('fresh after every event', () => {
     expect(r.stale).toBe(0)
     const final = await getJson(base2, `/api/orgs/${f.org.id}/dashboard/units/status`)
     expect(final.cache).toBe('hit')
+    // Both instances held the pre-change values in process (CACHE_LOCAL, on by default) when the changes were made:
+    // the reads before each change were answered there, so the fresh refetches above prove that every event's
+    // invalidation reached the in-process copies before the event reached the sockets.
+    for (const app of [ctx.app, app2]) {
+      expect((await app.dashboard.metrics.localHit.get()).values.reduce((n, v) => n + v.value, 0)).toBeGreaterThan(50)
+    }
   })
 
   it('two instances, a writer flipping units, clients reading the other instance: zero stale reads over 1,000 events', async () => {

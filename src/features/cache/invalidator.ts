@@ -50,6 +50,8 @@ export function createInvalidator (opts: {
   const pending = new Map<string, Remembered>()
   let retryTimer: NodeJS.Timeout | null = null
   let closed = false
+  /** Subscribed to the channel now: every invalidation published from now on will be heard. */
+  let listening = false
 
   const notify = (group: string | null) => { for (const l of listeners) l(group) }
 
@@ -64,9 +66,11 @@ export function createInvalidator (opts: {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
     const survivors = await store.invalidate(opts.fenceKey(group), fields, keys)
-    // Other instances detach their loads of this group. Correctness never depends on it (the fence does), so the
-    // write path does not wait for its reply: sent now, on the same connection, right behind the script.
-    void store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))
+    // Other instances detach their loads of this group and drop what their in-process caches hold of it. The caller
+    // emits only once Redis has run this PUBLISH (its reply comes right behind the script's, on the same
+    // connection), so the message is ahead of the event on every subscriber connection (docs/caching.md#in-process);
+    // one that could not be published fails the invalidation, which is remembered and replayed like any other.
+    if (!await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))) throw new Error('invalidation not published')
     return survivors
   }
 
@@ -135,15 +139,18 @@ export function createInvalidator (opts: {
         if (m.origin !== instanceId && typeof m.group === 'string') notify(m.group)
       } catch { /* not ours */ }
     }
-    if (opts.sharded) {
-      sub.ssubscribe(opts.channel).catch((err: Error) => log.warn({ err: err.message }, 'ssubscribe failed'))
-      sub.on('smessage', onMessage)
-    } else {
-      sub.subscribe(opts.channel).catch((err: Error) => log.warn({ err: err.message }, 'subscribe failed'))
-      sub.on('message', onMessage)
+    // Listening once the subscription's reply is in: at start-up, and again after every reconnection (ioredis
+    // subscribes again before 'ready'; this SUBSCRIBE is answered after it).
+    const subscribe = () => {
+      const sent = opts.sharded ? sub.ssubscribe(opts.channel) : sub.subscribe(opts.channel)
+      sent.then(() => { listening = !closed && sub.status === 'ready' })
+        .catch((err: Error) => log.warn({ err: err.message }, 'subscribing to the invalidation channel failed'))
     }
+    sub.on(opts.sharded ? 'smessage' : 'message', onMessage)
+    subscribe()
+    sub.on('ready', () => { if (!listening) subscribe() })
     // Messages may have been missed while the subscriber was away (on a cluster: while a node was).
-    sub.on('close', () => notify(null))
+    sub.on('close', () => { listening = false; notify(null) })
     if (isCluster(sub)) sub.on('-node', () => notify(null))
   }
 
@@ -180,12 +187,18 @@ export function createInvalidator (opts: {
 
     /** The group has an invalidation that Redis has not run yet: its readers must bypass the cache. */
     hasPending: (group: string) => pending.has(group),
+    /**
+     * Every invalidation published from now on reaches this instance's listeners (subscribed, connected). While
+     * false, an in-process copy of an entry may have missed one and must not be used.
+     */
+    isListening: () => listening,
     pendingCount: () => pending.size,
     /** Replays now (the cache connection came back). */
     replay: () => replay(),
 
     close (): void {
       closed = true
+      listening = false
       if (retryTimer) clearTimeout(retryTimer)
     }
   }

@@ -24,7 +24,7 @@ export default fp(async function dashboardPlugin (app) {
   const invalidator = createInvalidator({
     store: app.cache,
     channel: `${prefix}cache:invalidate`,
-    subscriber: app.redis?.connection('cache-sub') ?? null,
+    subscriber: app.redis?.subscriber('cache-sub') ?? null,
     sharded: app.redis?.sharded ?? false,
     fenceKey: keys.fence,
     groupKeys: async (orgId) => organizationKeys(keys, orgId, await queries.unitIds(orgId)),
@@ -37,7 +37,9 @@ export default fp(async function dashboardPlugin (app) {
     queries,
     metrics,
     log: app.log,
-    refresh: { enabled: app.config.CACHE_REFRESH, waitMs: app.config.CACHE_REFRESH_WAIT_MS }
+    refresh: { enabled: app.config.CACHE_REFRESH, waitMs: app.config.CACHE_REFRESH_WAIT_MS },
+    // Not on a cluster: its sharded pub/sub has no order between the invalidation channel and the event's.
+    local: app.config.CACHE_LOCAL && app.redis !== null && !app.redis.sharded ? { maxBytes: app.config.CACHE_LOCAL_MAX_MB * 1024 * 1024 } : null
   })
   // Remembered invalidations are replayed as soon as the cache connection is back.
   app.cache.onReady(() => { if (invalidator.pendingCount() > 0) void invalidator.replay() })

@@ -15,6 +15,7 @@ export function createDashboardMetrics (registry: Registry) {
   const labelNames = ['query_type'] as const
   const metrics = {
     hit: m.counter({ name: 'dashboard_cache_hit_total', help: 'Dashboard reads answered from Redis', labelNames }),
+    localHit: m.counter({ name: 'dashboard_cache_local_hit_total', help: 'Dashboard hits answered from the in-process copy of the Redis entry (also counted in dashboard_cache_hit_total)', labelNames }),
     miss: m.counter({ name: 'dashboard_cache_miss_total', help: 'Dashboard reads not found in Redis that started a load', labelNames }),
     coalesced: m.counter({ name: 'dashboard_cache_coalesced_total', help: 'Dashboard reads not found in Redis that joined a load already in flight (neither a hit nor a load of their own)', labelNames }),
     refresh: m.counter({ name: 'dashboard_cache_refresh_total', help: 'Entries reloaded with no reader waiting: after an event deleted them, ahead of their expiry, the overview\'s compliance figure', labelNames: ['query_type', 'reason'] as const }),
@@ -30,6 +31,7 @@ export function createDashboardMetrics (registry: Registry) {
   }
   for (const qt of queryTypeNames) {
     metrics.hit.inc({ query_type: qt }, 0)
+    metrics.localHit.inc({ query_type: qt }, 0)
     metrics.miss.inc({ query_type: qt }, 0)
     metrics.coalesced.inc({ query_type: qt }, 0)
     for (const reason of refreshReasons) if (reason !== 'compliance' || qt === 'stats') metrics.refresh.inc({ query_type: qt, reason }, 0)

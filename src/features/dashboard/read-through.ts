@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Invalidator } from '../cache/invalidator.js'
+import { createLocalCache } from '../cache/local.js'
 import type { CacheStore, Survivors } from '../cache/store.js'
 import type { Publication } from '../changes/pipeline.js'
 import { open, otherVersion, seal } from './envelope.js'
@@ -86,6 +87,8 @@ export function createReadThrough (opts: {
   metrics: DashboardMetrics
   log: FastifyBaseLogger
   refresh?: RefreshOptions
+  /** The in-process copies in front of Redis (docs/caching.md#in-process); off when absent. */
+  local?: { maxBytes: number } | null
 }) {
   const { store, invalidator, keys, queries, metrics } = opts
   const log = opts.log.child({ component: 'dashboard-cache' })
@@ -100,6 +103,8 @@ export function createReadThrough (opts: {
   const batches = new Map<string, Batch>()
   const nowSeconds = () => Date.now() / 1000
   const watch = createWatchList(ttl * 1000)
+  // Copies are served until the reload-ahead window, which reads Redis (so N instances still reload once).
+  const local = opts.local ? createLocalCache({ maxBytes: opts.local.maxBytes, servedUntilMs: aheadMs, listening: invalidator.isListening }) : null
 
   /** Stores a figure computed now (TTL only: it is never fenced, docs/caching.md#compliance). */
   function storeCompliance (orgId: string, value: number): Promise<boolean> {
@@ -269,7 +274,9 @@ export function createReadThrough (opts: {
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
     const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
-    return { json, fenced: (await store.setFenced(fence, key, value, ttlSeconds)) === 'fenced' }
+    const stored = await store.setFenced(fence, key, value, ttlSeconds)
+    if (stored === 'stored') local?.forget(e.orgId, key)
+    return { json, fenced: stored === 'fenced' }
   }
 
   async function singleFlight (e: Entry, key: string, ttlSeconds = ttl): Promise<string | null> {
@@ -298,6 +305,7 @@ export function createReadThrough (opts: {
     for (const key of flights.keys()) if (key.includes(marker)) flights.delete(key)
   }
   invalidator.onInvalidated(detach)
+  if (local) invalidator.onInvalidated(local.drop)
 
   /**
    * A reload nobody waits for (a reader arriving meanwhile joins its flight); never rejects. Unlike a reader's
@@ -393,12 +401,23 @@ export function createReadThrough (opts: {
         metrics.bypass.inc({ query_type: e.queryType, reason: 'refresh' })
         return result(await singleFlight(e, key), 'bypass')
       }
+      if (local) {
+        const copy = local.get(e.orgId, key)
+        if (copy) {
+          metrics.hit.inc({ query_type: e.queryType })
+          metrics.localHit.inc({ query_type: e.queryType })
+          return { body: copy.body, gzip: copy.gzip, cache: 'hit' }
+        }
+      }
+      const since = local ? local.epoch() : null
       const raw = await store.get(key)
       if (raw === undefined) return result(await bypass(e, 'error'), 'bypass')
       if (raw !== null) {
         const opened = open(raw)
         if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
+          // (A copy: the GET's buffer may be a slice of a larger socket read, which a kept slice would pin.)
+          if (since !== null) local!.put(e.orgId, key, { body: Buffer.from(opened.body), gzip: opened.gzip, expiresAt: opened.expiresAt }, since)
           if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) reloadAhead(e, key)
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
@@ -426,13 +445,26 @@ export function createReadThrough (opts: {
         keys: [...new Set(entries.map(keys.entry))],
         groupWide: p.orgWide
       })
+      // Redis has run it: whatever this instance read from Redis meanwhile (a GET sent before the script) is dropped
+      // before the refresh and the emit.
+      local?.drop(p.organizationId)
       if (refresh.enabled && survivors.size > 0) await refreshAfter(p, entries, survivors, committedAt)
     },
 
     hasPending: (orgId: string) => invalidator.hasPending(orgId),
 
     /** Administrative purge of every dashboard entry of every organization (SCAN, never KEYS); fences are kept. */
-    purge: (): Promise<number> => store.invalidatePattern(keys.pattern, keys.isFence),
+    purge: async (): Promise<number> => {
+      local?.drop(null)
+      try {
+        return await store.invalidatePattern(keys.pattern, keys.isFence)
+      } finally {
+        local?.drop(null)
+      }
+    },
+
+    /** What the in-process copies hold now (null when the layer is off). */
+    localStats: () => local?.stats() ?? null,
 
     close (): void {
       flights.clear()

@@ -19,7 +19,7 @@ export default fp(async function realtimePlugin (app) {
   let adapter: ReturnType<typeof createAdapter> | ReturnType<typeof createShardedAdapter> | undefined
   if (app.redis) {
     const pub = app.redis.connection('io-pub')
-    const sub = app.redis.connection('io-sub')
+    const sub = app.redis.subscriber('io-sub')
     const prefix = `${app.config.REDIS_KEY_PREFIX}socket.io`
     if (app.redis.sharded) {
       catchFailures(pub, 'spublish', log)

@@ -121,6 +121,31 @@ describe('the cache invalidator', () => {
     expect(heardOne.filter((x) => x === g)).toEqual([g])
   })
 
+  it('an invalidation resolves only once Redis has run its publication: what is published after it arrives behind it', async () => {
+    // The write path emits when the invalidation resolves; the in-process copies of other instances rely on hearing
+    // the invalidation before the event (docs/caching.md#in-process). A 60 ms link each way to this instance's Redis
+    // would let a publication sent without waiting arrive after a message published directly once the call resolved.
+    const inv = invalidator()
+    const listener = new Redis(redis.url)
+    const publisher = new Redis(redis.url)
+    const heard: string[] = []
+    try {
+      listener.on('message', (_channel: string, message: string) => heard.push(message))
+      await listener.subscribe(`${prefix}inv:channel`)
+      const g = randomUUID()
+      proxy.setDelay(60)
+      await inv.invalidate(g, { fields: ['x'], keys: [] })
+      proxy.setDelay(0)
+      await publisher.publish(`${prefix}inv:channel`, 'after')
+      await waitFor(() => heard.includes('after'), 5000, 'the marker')
+      expect(heard.map((m) => m === 'after' ? m : (JSON.parse(m) as { group: string }).group)).toEqual([g, 'after'])
+    } finally {
+      proxy.setDelay(0)
+      listener.disconnect()
+      publisher.disconnect()
+    }
+  })
+
   it('an invalidation that Redis cannot run is remembered, the group is pending until it is replayed, and nobody waits or fails', async () => {
     const inv = invalidator()
     const g = randomUUID()

@@ -14,7 +14,8 @@ import { sharedRedisUrl } from '../../helpers/redis.js'
  * coldboard during a rolling upgrade) is not served either, but it is a plain miss, not an error.
  */
 describe('a dashboard entry coldboard did not write', () => {
-  const ctx = useTestApp({ redis: true })
+  // What Redis holds is under test: no in-process copy of the good value in front of it (CACHE_LOCAL=false).
+  const ctx = useTestApp({ redis: true, env: { CACHE_LOCAL: 'false' } })
   const admin = new Redis(sharedRedisUrl)
   let f: OrgFixture
   beforeAll(async () => { f = await ctx.org({ units: 2 }) })

@@ -1,0 +1,116 @@
+/** An entry as the in-process cache keeps it: the bytes a hit sends, and when its Redis copy expires. */
+export interface LocalEntry { body: string | Buffer, gzip: boolean, expiresAt: number }
+
+/**
+ * In-process copies of Redis entries, by group (an organization), in front of the Redis GET
+ * (docs/caching.md#in-process). It is only as fresh as the invalidations it hears, so it is used only under these
+ * rules, which the read-through follows:
+ * - an invalidation, local or heard on the channel, drops the group's copies before anything else happens to it
+ *   (`drop`); losing the channel (`listening` false) drops everything and turns the layer off until it is back;
+ * - a copy is kept only from a GET that Redis ran after the read began (the store's guarantee) and during which no
+ *   invalidation was heard (`epoch` before the GET, `put` compares): a GET answered with a value that an
+ *   invalidation has since deleted never lands here;
+ * - a copy is served until `servedUntilMs` before its Redis expiry, so that the reload ahead of expiry (and what
+ *   another instance reloaded) is read from Redis, not shadowed here.
+ * Bounded by `maxBytes` of entry bodies: past it, the groups stored longest ago are dropped whole.
+ */
+export function createLocalCache (opts: {
+  maxBytes: number
+  /** Copies are served while more than this many milliseconds of their Redis TTL are left. */
+  servedUntilMs: number
+  /** Whether every invalidation is being heard now (the invalidation channel's subscription). */
+  listening: () => boolean
+}) {
+  const groups = new Map<string, Map<string, LocalEntry>>()
+  let bytes = 0
+  let entries = 0
+  let epoch = 0
+  let wasListening = false
+
+  const sizeOf = (e: LocalEntry) => e.body.length + 64
+
+  function dropGroup (group: string): void {
+    const g = groups.get(group)
+    if (!g) return
+    for (const e of g.values()) bytes -= sizeOf(e)
+    entries -= g.size
+    groups.delete(group)
+  }
+
+  function clear (): void {
+    groups.clear()
+    bytes = 0
+    entries = 0
+  }
+
+  /** Whether the layer may be used now; drops everything when the channel was lost since the last call. */
+  function usable (): boolean {
+    const now = opts.listening()
+    if (now !== wasListening) {
+      wasListening = now
+      epoch++
+      clear()
+    }
+    return now
+  }
+
+  return {
+    /** The copy of `key`, when there is one with more than `servedUntilMs` left and the channel is heard. */
+    get (group: string, key: string, now = Date.now()): LocalEntry | undefined {
+      if (!usable()) return undefined
+      const e = groups.get(group)?.get(key)
+      if (e === undefined) return undefined
+      if (e.expiresAt - now > opts.servedUntilMs) return e
+      groups.get(group)!.delete(key)
+      bytes -= sizeOf(e)
+      entries--
+      return undefined
+    },
+
+    /** Taken before a GET whose answer may be kept; null while the layer is off. */
+    epoch: (): number | null => usable() ? epoch : null,
+
+    /** Keeps the answer of a GET that began at `since` (epoch()), unless an invalidation was heard meanwhile. */
+    put (group: string, key: string, e: LocalEntry, since: number | null, now = Date.now()): boolean {
+      if (since === null || !usable() || since !== epoch || e.expiresAt - now <= opts.servedUntilMs) return false
+      const size = sizeOf(e)
+      if (size > opts.maxBytes) return false
+      let g = groups.get(group)
+      if (!g) groups.set(group, g = new Map())
+      const old = g.get(key)
+      if (old) { bytes -= sizeOf(old); entries-- }
+      g.set(key, e)
+      bytes += size
+      entries++
+      // Oldest groups first (Map order is insertion order; a dropped group comes back last).
+      for (const oldest of groups.keys()) {
+        if (bytes <= opts.maxBytes) break
+        if (oldest !== group) dropGroup(oldest)
+      }
+      if (bytes > opts.maxBytes) { dropGroup(group); return false }
+      return true
+    },
+
+    /** This instance stored a new value under `key` (a forced refresh): the copy goes, and GETs in flight are not kept. */
+    forget (group: string, key: string): void {
+      epoch++
+      const g = groups.get(group)
+      const e = g?.get(key)
+      if (!e) return
+      g!.delete(key)
+      bytes -= sizeOf(e)
+      entries--
+    },
+
+    /** An invalidation of `group` (null: of everything, e.g. the channel was lost), heard now. */
+    drop (group: string | null): void {
+      epoch++
+      if (group === null) clear()
+      else dropGroup(group)
+    },
+
+    /** What it holds now, and whether it is in use (the channel heard). */
+    stats: () => ({ listening: usable(), groups: groups.size, entries, bytes })
+  }
+}
+export type LocalCache = ReturnType<typeof createLocalCache>
