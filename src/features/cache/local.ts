@@ -29,6 +29,12 @@ export function createLocalCache (opts: {
 
   const sizeOf = (e: LocalEntry) => e.body.length + 64
 
+  function remove (g: Map<string, LocalEntry>, key: string, e: LocalEntry): void {
+    g.delete(key)
+    bytes -= sizeOf(e)
+    entries--
+  }
+
   function dropGroup (group: string): void {
     const g = groups.get(group)
     if (!g) return
@@ -58,27 +64,30 @@ export function createLocalCache (opts: {
     /** The copy of `key`, when there is one with more than `servedUntilMs` left and the channel is heard. */
     get (group: string, key: string, now = Date.now()): LocalEntry | undefined {
       if (!usable()) return undefined
-      const e = groups.get(group)?.get(key)
+      const g = groups.get(group)
+      const e = g?.get(key)
       if (e === undefined) return undefined
       if (e.expiresAt - now > opts.servedUntilMs) return e
-      groups.get(group)!.delete(key)
-      bytes -= sizeOf(e)
-      entries--
+      remove(g!, key, e)
       return undefined
     },
 
     /** Taken before a GET whose answer may be kept; null while the layer is off. */
     epoch: (): number | null => usable() ? epoch : null,
 
-    /** Keeps the answer of a GET that began at `since` (epoch()), unless an invalidation was heard meanwhile. */
-    put (group: string, key: string, e: LocalEntry, since: number | null, now = Date.now()): boolean {
-      if (since === null || !usable() || since !== epoch || e.expiresAt - now <= opts.servedUntilMs) return false
-      const size = sizeOf(e)
+    /**
+     * Keeps a copy of the answer of a GET that began at `since` (epoch()), unless an invalidation was heard meanwhile.
+     * A Buffer body is copied, only once it is kept: the GET's buffer may be a slice of a larger socket read.
+     */
+    put (group: string, key: string, answer: LocalEntry, since: number | null, now = Date.now()): boolean {
+      if (since === null || !usable() || since !== epoch || answer.expiresAt - now <= opts.servedUntilMs) return false
+      const size = sizeOf(answer)
       if (size > opts.maxBytes) return false
+      const e: LocalEntry = { body: typeof answer.body === 'string' ? answer.body : Buffer.from(answer.body), gzip: answer.gzip, expiresAt: answer.expiresAt }
       let g = groups.get(group)
       if (!g) groups.set(group, g = new Map())
       const old = g.get(key)
-      if (old) { bytes -= sizeOf(old); entries-- }
+      if (old) remove(g, key, old)
       g.set(key, e)
       bytes += size
       entries++
@@ -96,10 +105,7 @@ export function createLocalCache (opts: {
       epoch++
       const g = groups.get(group)
       const e = g?.get(key)
-      if (!e) return
-      g!.delete(key)
-      bytes -= sizeOf(e)
-      entries--
+      if (e) remove(g!, key, e)
     },
 
     /** An invalidation of `group` (null: of everything, e.g. the channel was lost), heard now. */

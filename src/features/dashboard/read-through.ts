@@ -416,8 +416,7 @@ export function createReadThrough (opts: {
         const opened = open(raw)
         if (opened) {
           metrics.hit.inc({ query_type: e.queryType })
-          // (A copy: the GET's buffer may be a slice of a larger socket read, which a kept slice would pin.)
-          if (since !== null) local!.put(e.orgId, key, { body: Buffer.from(opened.body), gzip: opened.gzip, expiresAt: opened.expiresAt }, since)
+          if (since !== null) local!.put(e.orgId, key, opened, since)
           if (refresh.enabled && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) reloadAhead(e, key)
           return { body: opened.body, gzip: opened.gzip, cache: 'hit' }
         }
@@ -454,14 +453,7 @@ export function createReadThrough (opts: {
     hasPending: (orgId: string) => invalidator.hasPending(orgId),
 
     /** Administrative purge of every dashboard entry of every organization (SCAN, never KEYS); fences are kept. */
-    purge: async (): Promise<number> => {
-      local?.drop(null)
-      try {
-        return await store.invalidatePattern(keys.pattern, keys.isFence)
-      } finally {
-        local?.drop(null)
-      }
-    },
+    purge: (): Promise<number> => store.invalidatePattern(keys.pattern, keys.isFence).finally(() => local?.drop(null)),
 
     /** What the in-process copies hold now (null when the layer is off). */
     localStats: () => local?.stats() ?? null,

@@ -28,6 +28,14 @@ describe('in-process copies', () => {
     expect(local.put('o1', 'k', entry('v2', 15_000), local.epoch(), now)).toBe(false)
   })
 
+  it("keeps its own copy of a Buffer answer, not the GET's buffer (which may be a slice of a socket read)", () => {
+    const { local } = make()
+    const socketRead = Buffer.from('header{"total":2}')
+    expect(local.put('o1', 'k', { body: socketRead.subarray(6), gzip: false, expiresAt: now + 60_000 }, local.epoch(), now)).toBe(true)
+    socketRead.fill(0)
+    expect(local.get('o1', 'k', now)?.body.toString()).toBe('{"total":2}')
+  })
+
   it('never keeps the answer of a GET during which an invalidation was heard, for any group', () => {
     const { local } = make()
     const since = local.epoch()
