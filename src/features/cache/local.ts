@@ -1,6 +1,9 @@
 /** An entry as the in-process cache keeps it: the bytes a hit sends, and when its Redis copy expires. */
 export interface LocalEntry { body: string | Buffer, gzip: boolean, expiresAt: number }
 
+/** An answer with this little of its TTL left is not worth keeping. */
+export const MIN_KEEP_MS = 1000
+
 /**
  * In-process copies of Redis entries, by group (an organization), in front of the Redis GET
  * (docs/caching.md#in-process). It is only as fresh as the invalidations it hears, so it is used only under these
@@ -10,14 +13,13 @@ export interface LocalEntry { body: string | Buffer, gzip: boolean, expiresAt: n
  * - a copy is kept only from a GET that Redis ran after the read began (the store's guarantee) and during which no
  *   invalidation was heard (`epoch` before the GET, `put` compares): a GET answered with a value that an
  *   invalidation has since deleted never lands here;
- * - a copy is served until `servedUntilMs` before its Redis expiry, so that the reload ahead of expiry (and what
- *   another instance reloaded) is read from Redis, not shadowed here.
+ * - a copy is served until its Redis entry expires, never after: it is never older than what Redis would answer.
+ *   Only an answer with more than MIN_KEEP_MS left is kept. Noticing a reload ahead of expiry that stored a newer
+ *   value in Redis is the read-through's business (it checks Redis once when a copy enters its reload window).
  * Bounded by `maxBytes` of entry bodies: past it, the groups stored longest ago are dropped whole.
  */
 export function createLocalCache (opts: {
   maxBytes: number
-  /** Copies are served while more than this many milliseconds of their Redis TTL are left. */
-  servedUntilMs: number
   /** Whether every invalidation is being heard now (the invalidation channel's subscription). */
   listening: () => boolean
 }) {
@@ -61,13 +63,13 @@ export function createLocalCache (opts: {
   }
 
   return {
-    /** The copy of `key`, when there is one with more than `servedUntilMs` left and the channel is heard. */
+    /** The copy of `key`, when there is one whose Redis entry has not expired and the channel is heard. */
     get (group: string, key: string, now = Date.now()): LocalEntry | undefined {
       if (!usable()) return undefined
       const g = groups.get(group)
       const e = g?.get(key)
       if (e === undefined) return undefined
-      if (e.expiresAt - now > opts.servedUntilMs) return e
+      if (e.expiresAt > now) return e
       remove(g!, key, e)
       return undefined
     },
@@ -80,7 +82,7 @@ export function createLocalCache (opts: {
      * A Buffer body is copied, only once it is kept: the GET's buffer may be a slice of a larger socket read.
      */
     put (group: string, key: string, answer: LocalEntry, since: number | null, now = Date.now()): boolean {
-      if (since === null || !usable() || since !== epoch || answer.expiresAt - now <= opts.servedUntilMs) return false
+      if (since === null || !usable() || since !== epoch || answer.expiresAt - now <= MIN_KEEP_MS) return false
       const size = sizeOf(answer)
       if (size > opts.maxBytes) return false
       const e: LocalEntry = { body: typeof answer.body === 'string' ? answer.body : Buffer.from(answer.body), gzip: answer.gzip, expiresAt: answer.expiresAt }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Invalidator } from '../cache/invalidator.js'
-import { createLocalCache } from '../cache/local.js'
+import { createLocalCache, type LocalEntry } from '../cache/local.js'
 import type { CacheStore, Survivors } from '../cache/store.js'
 import type { Publication } from '../changes/pipeline.js'
 import { open, otherVersion, seal } from './envelope.js'
@@ -77,7 +77,8 @@ export interface RefreshOptions {
  *   whose entries sit on a primary that replaced another less than a TTL ago (the failover fence);
  * - watched entries stay warm: an entry an event deleted is reloaded (through the fence, keeping the time it had
  *   left) before the event is emitted, and an entry read in the last quarter of its life is reloaded in the
- *   background. "Watched" means read: an entry nobody reads expires when its TTL says, events or not.
+ *   background (an in-process copy there answers, and Redis is asked once whether another instance reloaded it:
+ *   revalidate). "Watched" means read: an entry nobody reads expires when its TTL says, events or not.
  */
 export function createReadThrough (opts: {
   store: CacheStore
@@ -103,8 +104,9 @@ export function createReadThrough (opts: {
   const batches = new Map<string, Batch>()
   const nowSeconds = () => Date.now() / 1000
   const watch = createWatchList(ttl * 1000)
-  // Copies are served until the reload-ahead window, which reads Redis (so N instances still reload once).
-  const local = opts.local ? createLocalCache({ maxBytes: opts.local.maxBytes, servedUntilMs: aheadMs, listening: invalidator.isListening }) : null
+  const local = opts.local ? createLocalCache({ maxBytes: opts.local.maxBytes, listening: invalidator.isListening }) : null
+  /** Copies in their reload window whose Redis entry is being read in the background (revalidate). */
+  const revalidating = new Set<string>()
 
   /** Stores a figure computed now (TTL only: it is never fenced, docs/caching.md#compliance). */
   function storeCompliance (orgId: string, value: number): Promise<boolean> {
@@ -379,6 +381,27 @@ export function createReadThrough (opts: {
     ac.abort()
   }
 
+  /**
+   * A copy entered its reload window: one GET in the background, for all of this instance's readers, finds out whether
+   * Redis holds a newer value (another instance reloaded it ahead: kept here in its place) or the same one, near
+   * its expiry (reloaded ahead from here, as a Redis hit would). Meanwhile, and until its expiry, the copy answers.
+   * So N instances still reload an entry once per TTL, and a watched entry's hits never leave the process.
+   */
+  function revalidate (e: Entry, key: string, copy: LocalEntry): void {
+    revalidating.add(key)
+    const since = local!.epoch()
+    void store.get(key).then((raw) => {
+      const opened = raw ? open(raw) : null
+      if (opened && opened.expiresAt !== copy.expiresAt) {
+        local!.put(e.orgId, key, opened, since)
+      } else if (!opened && raw !== undefined) {
+        // Gone from Redis (expired early, flushed) or unreadable: the next read goes there.
+        local!.forget(e.orgId, key)
+      }
+      if (opened && opened.expiresAt - Date.now() <= aheadMs && !flights.has(key) && !reloads.has(key)) reloadAhead(e, key)
+    }).catch(() => {}).finally(() => revalidating.delete(key))
+  }
+
   function bypass (e: Entry, reason: BypassReason): Promise<string | null> {
     metrics.bypass.inc({ query_type: e.queryType, reason })
     return load(e)
@@ -406,6 +429,7 @@ export function createReadThrough (opts: {
         if (copy) {
           metrics.hit.inc({ query_type: e.queryType })
           metrics.localHit.inc({ query_type: e.queryType })
+          if (refresh.enabled && copy.expiresAt - Date.now() <= aheadMs && !revalidating.has(key) && !flights.has(key) && !reloads.has(key)) revalidate(e, key, copy)
           return { body: copy.body, gzip: copy.gzip, cache: 'hit' }
         }
       }

@@ -11,21 +11,23 @@ describe('in-process copies', () => {
   const entry = (body: string, leftMs = 60_000) => ({ body, gzip: false, expiresAt: now + leftMs })
   function make (maxBytes = 1 << 20) {
     const state = { listening: true }
-    const local = createLocalCache({ maxBytes, servedUntilMs: 15_000, listening: () => state.listening })
+    const local = createLocalCache({ maxBytes, listening: () => state.listening })
     return { local, state }
   }
 
-  it('keeps the answer of a GET during which nothing was invalidated, and serves it until the reload-ahead window', () => {
+  it('keeps the answer of a GET during which nothing was invalidated, and serves it until its Redis entry expires, never after', () => {
     const { local } = make()
     const since = local.epoch()
     expect(local.put('o1', 'k', entry('v1'), since, now)).toBe(true)
     expect(local.get('o1', 'k', now)?.body).toBe('v1')
-    expect(local.get('o1', 'k', now + 44_000)?.body).toBe('v1')
-    // 15 s or less left: read from Redis (where a reload ahead of expiry stores its value), and forgotten here.
-    expect(local.get('o1', 'k', now + 45_000)).toBeUndefined()
+    // The reload window (the last quarter) included: noticing a reload there is the read-through's business.
+    expect(local.get('o1', 'k', now + 59_999)?.body).toBe('v1')
+    // Expired in Redis: not served, and forgotten here.
+    expect(local.get('o1', 'k', now + 60_000)).toBeUndefined()
     expect(local.get('o1', 'k', now)).toBeUndefined()
-    // An answer already inside that window is not kept at all.
-    expect(local.put('o1', 'k', entry('v2', 15_000), local.epoch(), now)).toBe(false)
+    // An answer with a second or less left is not kept at all.
+    expect(local.put('o1', 'k', entry('v2', 1000), local.epoch(), now)).toBe(false)
+    expect(local.put('o1', 'k', entry('v2', 15_000), local.epoch(), now)).toBe(true)
   })
 
   it("keeps its own copy of a Buffer answer, not the GET's buffer (which may be a slice of a socket read)", () => {

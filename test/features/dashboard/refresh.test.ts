@@ -341,4 +341,46 @@ describe('refresh ahead: an entry read near its expiry is reloaded in the backgr
     }
     expect(await admin.exists(trendKey(2))).toBe(0)
   })
+
+  it('in-process copies answer through their reload window: one reload for two instances, and each picks up the new value from Redis', async () => {
+    const peer = (await ctx.peer()).app
+    const g = await ctx.org({ units: 1 })
+    const key = ctx.app.dashboard.keys.entry({ queryType: 'units_status', orgId: g.org.id })
+    const read = async (app: App) => {
+      const res = await app.inject({ url: `/api/orgs/${g.org.id}/dashboard/units/status`, headers: ctx.bearer({ [g.org.id]: 'viewer' }) })
+      expect(res.statusCode).toBe(200)
+      return res.headers['x-cache']
+    }
+    const localHits = async (app: App) => counter(app, 'dashboard_cache_local_hit_total', { query_type: 'units_status' })
+    const bothLoads = async () => await loads(ctx.app, 'units_status') + await loads(peer, 'units_status')
+    expect(await read(ctx.app)).toBe('miss')
+    // A Redis hit on each instance keeps a copy there.
+    for (const app of [ctx.app, peer]) expect(await read(app)).toBe('hit')
+    const loadsBefore = await bothLoads()
+    const expiry = Date.now() + await admin.pttl(key)
+
+    // In the last quarter: the copy answers, and one GET behind it finds the same entry near its expiry and reloads it.
+    await sleep(3200)
+    const hits = await localHits(ctx.app)
+    expect(await read(ctx.app)).toBe('hit')
+    expect(await localHits(ctx.app)).toBe(hits + 1)
+    await waitFor(async () => Date.now() + await admin.pttl(key) > expiry + 2000, 5000, 'the entry reloaded ahead of its expiry')
+    // The peer's copy, still the old one and in its window, answers too; its GET behind finds the newer value in Redis
+    // and keeps it instead of reloading.
+    const peerHits = await localHits(peer)
+    expect(await read(peer)).toBe('hit')
+    expect(await localHits(peer)).toBe(peerHits + 1)
+    // Past the old value's expiry: the peer answers at once from its copy of the reloaded value. The reloading instance
+    // dropped its copy when it stored the new value: a Redis hit, then copies again.
+    await sleep(Math.max(0, expiry - Date.now()) + 100)
+    const peerBefore = await localHits(peer)
+    expect(await read(peer)).toBe('hit')
+    expect(await localHits(peer)).toBe(peerBefore + 1)
+    const before = await localHits(ctx.app)
+    expect(await read(ctx.app)).toBe('hit')
+    expect(await read(ctx.app)).toBe('hit')
+    expect(await localHits(ctx.app)).toBe(before + 1)
+    // One load for both instances.
+    expect(await bothLoads() - loadsBefore).toBe(1)
+  })
 })
