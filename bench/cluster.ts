@@ -88,7 +88,7 @@ async function waitCost (nodes: Array<{ host: string, port: number }>, orgId: st
   const entry = (i: number) => `coldboard:dashboard:units:status:org:{${orgId}}:x${i % 3}`
   const once = async (wait: boolean, i: number) => {
     const p = c.pipeline()
-    p.eval(scripts.invalidate.lua, 2, fence, entry(i), `t${i}`, 600, 'units_status')
+    p.eval(scripts.invalidate.lua, 2, fence, entry(i), `t${i}`, 600, '', '', 'units_status')
     if (wait) p.call('WAIT', 1, 100)
     const t = performance.now()
     const res = await p.exec()

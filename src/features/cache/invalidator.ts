@@ -65,13 +65,11 @@ export function createInvalidator (opts: {
   async function run (group: string, t: Target): Promise<Survivors> {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
-    const survivors = await store.invalidate(opts.fenceKey(group), fields, keys)
     // Other instances detach their loads of this group and drop what their in-process caches hold of it. The caller
-    // emits only once Redis has run this PUBLISH (its reply comes right behind the script's, on the same
-    // connection), so the message is ahead of the event on every subscriber connection (docs/caching.md#in-process);
-    // one that could not be published fails the invalidation, which is remembered and replayed like any other.
-    if (!await store.publish(opts.channel, JSON.stringify({ group, origin: instanceId }))) throw new Error('invalidation not published')
-    return survivors
+    // emits only once Redis has run the PUBLISH (in the script itself, or right behind it on a cluster), so the
+    // message is ahead of the event on every subscriber connection (docs/caching.md#in-process); one that could not
+    // be published fails the invalidation, which is remembered and replayed like any other.
+    return store.invalidate(opts.fenceKey(group), fields, keys, { channel: opts.channel, message: JSON.stringify({ group, origin: instanceId }) })
   }
 
   function remember (group: string, t: Target): void {

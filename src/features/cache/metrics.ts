@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client'
 import { fastBuckets, metricsOn } from '../../infra/metrics.js'
 
 /** Every kind of Redis call the cache layer makes: the `operation` label (a closed list, so a typo cannot start a new series). */
-export const cacheOperations = ['get', 'set', 'delete', 'fence', 'invalidate', 'invalidate_pattern', 'publish', 'health', 'corrupt'] as const
+export const cacheOperations = ['get', 'set', 'delete', 'fence', 'invalidate', 'invalidate_pattern', 'health', 'corrupt'] as const
 export type CacheOperation = typeof cacheOperations[number]
 
 /** The cache layer's own metrics (names fixed by the metrics reference in docs/operations.md). */

@@ -168,10 +168,11 @@ export function createCacheStore (opts: {
 
     /**
      * Moves the fence fields of a group (GROUP_WIDE_FIELD for all of it), then deletes the given keys, at most
-     * MAX_KEYS_PER_CALL per script call; returns those that existed, with the time they had left. Throws when
-     * Redis cannot run it: the caller must remember the failure.
+     * MAX_KEYS_PER_CALL per script call, then publishes `announce` (in the last script call itself on one server or
+     * Sentinel: no extra round trip; SPUBLISH after it on a cluster); returns the entries that existed, with the time
+     * they had left. Throws when Redis cannot run it all: the caller must remember the failure.
      */
-    async invalidate (hashKey: string, fields: string[], keys: string[]): Promise<Survivors> {
+    async invalidate (hashKey: string, fields: string[], keys: string[], announce?: { channel: string, message: string }): Promise<Survivors> {
       if (!ready() || !writerReady()) {
         failures.report('invalidate', new Error('cache connection not ready'))
         throw new Error('cache unavailable')
@@ -179,13 +180,19 @@ export function createCacheStore (opts: {
       const token = randomBytes(9).toString('base64url')
       const ttl = fenceTtlSeconds(ttlSeconds)
       const survivors: Survivors = new Map()
+      // Sharded pub/sub (a cluster) has its channel on a shard of its own: a script cannot reach it.
+      const inScript = announce !== undefined && !opts.sharded
+      let announced = false
       await failures.required('invalidate', async () => {
         // The fence moves in the first call, before any entry is deleted.
         for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_CALL) {
           const batch = keys.slice(i, i + MAX_KEYS_PER_CALL)
           const movedFields = i === 0 ? fields : []
+          const last = i + MAX_KEYS_PER_CALL >= keys.length
+          const [channel, message] = inScript && last ? [announce.channel, announce.message] : ['', '']
           try {
-            const existed = await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, ...movedFields)
+            const existed = await scriptedWriter.cbInvalidate(1 + batch.length, hashKey, ...batch, token, ttl, channel, message, ...movedFields)
+            if (channel !== '') announced = true
             for (let j = 0; j + 1 < existed.length; j += 2) survivors.set(String(existed[j]), Number(existed[j + 1]))
           } catch (err) {
             // A slot half-way through a migration refuses a script whose keys are split between two nodes, or
@@ -203,18 +210,12 @@ export function createCacheStore (opts: {
             }))
           }
         }
+        if (announce && !announced) {
+          if (opts.sharded) await writer!.spublish(announce.channel, announce.message)
+          else await writer!.publish(announce.channel, announce.message)
+        }
       })
       return survivors
-    },
-
-    /** PUBLISH (SPUBLISH on a cluster); false when it could not be sent. */
-    async publish (channel: string, message: string): Promise<boolean> {
-      if (!writerReady()) return false
-      return failures.attempt('publish', false, async () => {
-        if (opts.sharded) await writer!.spublish(channel, message)
-        else await writer!.publish(channel, message)
-        return true
-      })
     },
 
     /**

@@ -100,9 +100,10 @@ describe('the cache store on a real Redis', () => {
       await waitFor(() => calls.reduce((sum, c) => sum + Number(c[2]) - 1, 0) >= n, 5000, 'the script calls seen by MONITOR')
       expect(calls).toHaveLength(Math.ceil(n / MAX_KEYS_PER_CALL))
       for (const c of calls) expect(Number(c[2]) - 1).toBeLessThanOrEqual(MAX_KEYS_PER_CALL)
-      // Only the first call moves the fence field (ARGV: token, ttl, fields…).
-      expect(calls[0]!.slice(3 + Number(calls[0]![2]) + 2)).toEqual(['many'])
-      for (const c of calls.slice(1)) expect(c.slice(3 + Number(c[2]) + 2)).toEqual([])
+      // Only the first call moves the fence field (ARGV: token, ttl, channel, message, fields…); nothing to announce.
+      expect(calls[0]!.slice(3 + Number(calls[0]![2]) + 4)).toEqual(['many'])
+      for (const c of calls.slice(1)) expect(c.slice(3 + Number(c[2]) + 4)).toEqual([])
+      for (const c of calls) expect(c.slice(3 + Number(c[2]) + 2, 3 + Number(c[2]) + 4)).toEqual(['', ''])
       expect(await admin.hget(fence(group), 'many')).not.toBe(before)
     } finally {
       monitor.stop()
@@ -139,18 +140,28 @@ describe('the cache store on a real Redis', () => {
     await admin.unlink(queueKey, keys.fence(org))
   })
 
-  it('publishes on a channel', async () => {
+  it('an invalidation announces itself on a channel, once the entries are gone', async () => {
     const channel = `${ctx.prefix}t:channel`
+    const entry = `${ctx.prefix}t:{g}:entry`
     const sub = new Redis(sharedRedisUrl)
+    const checker = new Redis(sharedRedisUrl)
     try {
-      const got: string[] = []
-      sub.on('message', (c: string, m: string) => { if (c === channel) got.push(m) })
+      const got: Array<{ message: string, existed: number }> = []
+      sub.on('message', (c: string, m: string) => {
+        if (c !== channel) return
+        // Checked on arrival: the entry was deleted before the announcement went out.
+        void checker.exists(entry).then((existed) => got.push({ message: m, existed }))
+      })
       await sub.subscribe(channel)
-      expect(await store().publish(channel, 'hello')).toBe(true)
+      await admin.set(entry, 'v', 'EX', 60)
+      const survivors = await store().invalidate(`${ctx.prefix}t:{g}:fence`, ['x'], [entry], { channel, message: 'hello' })
+      expect([...survivors.keys()]).toEqual([entry])
       await waitFor(() => got.length === 1, 5000, 'the message')
-      expect(got).toEqual(['hello'])
+      expect(got).toEqual([{ message: 'hello', existed: 0 }])
     } finally {
       sub.disconnect()
+      checker.disconnect()
+      await admin.unlink(`${ctx.prefix}t:{g}:fence`)
     }
   })
 

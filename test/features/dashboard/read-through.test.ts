@@ -251,7 +251,9 @@ describe('dashboard read-through over HTTP (real Redis and PostgreSQL)', () => {
       expect(watch.calls).toHaveLength(Math.ceil(all.length / MAX_KEYS_PER_CALL))
       for (const c of watch.calls) expect(c.keys.length).toBeLessThanOrEqual(MAX_KEYS_PER_CALL)
       expect(new Set(watch.calls.flatMap((c) => c.keys))).toEqual(new Set(all))
-      expect(watch.calls[0]!.argv.slice(2)).toEqual([GROUP_WIDE_FIELD]) // the fence moves in the first call
+      expect(watch.calls[0]!.argv.slice(4)).toEqual([GROUP_WIDE_FIELD]) // the fence moves in the first call
+      // The announcement on the invalidation channel goes out in the last call, once every entry is gone.
+      expect(watch.calls.map((c) => c.argv[2] !== '')).toEqual(watch.calls.map((_, i) => i === watch.calls.length - 1))
     } finally {
       watch.stop()
     }
