@@ -14,8 +14,15 @@ interface Target { fields: Set<string>, keys: Set<string>, groupWide: boolean }
 interface Batch extends Target { waiters: Array<(survivors: Survivors) => void>, startedAt: number[] }
 interface Remembered extends Target { version: number }
 
-/** `null`: anything may have changed (the subscriber lost messages). */
-export type InvalidationListener = (group: string | null) => void
+/**
+ * `keys`: the entries deleted, or null when the whole group may have changed (a group-wide invalidation, one that
+ * named more than MAX_ANNOUNCED_KEYS, or a message from an older version). `group` null: anything may have changed
+ * (the subscriber lost messages).
+ */
+export type InvalidationListener = (group: string | null, keys: readonly string[] | null) => void
+
+/** An announcement names its keys up to this many; past it, it says "the whole group" (the message stays small). */
+export const MAX_ANNOUNCED_KEYS = 64
 
 /**
  * Group invalidations over the cache store, with three guarantees (docs/caching.md):
@@ -53,7 +60,12 @@ export function createInvalidator (opts: {
   /** Subscribed to the channel now: every invalidation published from now on will be heard. */
   let listening = false
 
-  const notify = (group: string | null) => { for (const l of listeners) l(group) }
+  const notify = (group: string | null, keys: readonly string[] | null) => { for (const l of listeners) l(group, keys) }
+  const announced = (t: Target | InvalidationTarget): string[] | null => {
+    if (t.groupWide) return null
+    const keys = [...t.keys]
+    return keys.length <= MAX_ANNOUNCED_KEYS ? keys : null
+  }
 
   function merge (into: Target, t: InvalidationTarget | Target): void {
     if (t.groupWide) into.groupWide = true
@@ -65,11 +77,11 @@ export function createInvalidator (opts: {
   async function run (group: string, t: Target): Promise<Survivors> {
     const keys = t.groupWide ? [...new Set([...await opts.groupKeys(group), ...t.keys])] : [...t.keys]
     const fields = t.groupWide ? [GROUP_WIDE_FIELD] : [...t.fields]
-    // Other instances detach their loads of this group and drop what their in-process caches hold of it. The caller
+    // Other instances detach their loads of these keys and drop their in-process copies of them. The caller
     // emits only once Redis has run the PUBLISH (in the script itself, or right behind it on a cluster), so the
     // message is ahead of the event on every subscriber connection (docs/caching.md#in-process); one that could not
     // be published fails the invalidation, which is remembered and replayed like any other.
-    return store.invalidate(opts.fenceKey(group), fields, keys, { channel: opts.channel, message: JSON.stringify({ group, origin: instanceId }) })
+    return store.invalidate(opts.fenceKey(group), fields, keys, { channel: opts.channel, message: JSON.stringify({ group, origin: instanceId, keys: announced(t) ?? undefined }) })
   }
 
   function remember (group: string, t: Target): void {
@@ -133,8 +145,10 @@ export function createInvalidator (opts: {
     const onMessage = (channel: string, message: string) => {
       if (channel !== opts.channel) return
       try {
-        const m = JSON.parse(message) as { group?: unknown, origin?: unknown }
-        if (m.origin !== instanceId && typeof m.group === 'string') notify(m.group)
+        const m = JSON.parse(message) as { group?: unknown, origin?: unknown, keys?: unknown }
+        if (m.origin === instanceId || typeof m.group !== 'string') return
+        const keys = Array.isArray(m.keys) && m.keys.every((k) => typeof k === 'string') ? m.keys as string[] : null
+        notify(m.group, keys)
       } catch { /* not ours */ }
     }
     // Listening once the subscription's reply is in: at start-up, and again after every reconnection (ioredis
@@ -148,8 +162,8 @@ export function createInvalidator (opts: {
     subscribe()
     sub.on('ready', () => { if (!listening) subscribe() })
     // Messages may have been missed while the subscriber was away (on a cluster: while a node was).
-    sub.on('close', () => { listening = false; notify(null) })
-    if (isCluster(sub)) sub.on('-node', () => notify(null))
+    sub.on('close', () => { listening = false; notify(null, null) })
+    if (isCluster(sub)) sub.on('-node', () => notify(null, null))
   }
 
   return {
@@ -162,7 +176,7 @@ export function createInvalidator (opts: {
      * and been remembered), with the entries of its batch that existed and were deleted. Never rejects.
      */
     invalidate (group: string, target: InvalidationTarget): Promise<Survivors> {
-      notify(group)
+      notify(group, announced(target))
       if (!store.isEnabled()) return Promise.resolve(new Map())
       let batch = queued.get(group)
       if (!batch) {

@@ -8,8 +8,10 @@ export const MIN_KEEP_MS = 1000
  * In-process copies of Redis entries, by group (an organization), in front of the Redis GET
  * (docs/caching.md#in-process). It is only as fresh as the invalidations it hears, so it is used only under these
  * rules, which the read-through follows:
- * - an invalidation, local or heard on the channel, drops the group's copies before anything else happens to it
- *   (`drop`); losing the channel (`listening` false) drops everything and turns the layer off until it is back;
+ * - an invalidation, local or heard on the channel, drops the copies of the keys it deleted in Redis (of the whole
+ *   group when it was group-wide, or did not say) before anything else happens to it (`drop`): a copy of another key
+ *   is still what Redis holds; losing the channel (`listening` false) drops everything and turns the layer off until
+ *   it is back;
  * - a copy is kept only from a GET that Redis ran after the read began (the store's guarantee) and during which no
  *   invalidation was heard (`epoch` before the GET, `put` compares): a GET answered with a value that an
  *   invalidation has since deleted never lands here;
@@ -35,6 +37,17 @@ export function createLocalCache (opts: {
     g.delete(key)
     bytes -= sizeOf(e)
     entries--
+  }
+
+  /** Removes the copies of `keys` in `group` (the group too, once empty). */
+  function removeKeys (group: string, keys: Iterable<string>): void {
+    const g = groups.get(group)
+    if (!g) return
+    for (const key of keys) {
+      const e = g.get(key)
+      if (e) remove(g, key, e)
+    }
+    if (g.size === 0) groups.delete(group)
   }
 
   function dropGroup (group: string): void {
@@ -102,19 +115,24 @@ export function createLocalCache (opts: {
       return true
     },
 
-    /** This instance stored a new value under `key` (a forced refresh): the copy goes, and GETs in flight are not kept. */
+    /**
+     * Redis holds something else under `key` than the copy (a value this instance stored but could not keep, or
+     * nothing): the copy goes, and GETs in flight are not kept.
+     */
     forget (group: string, key: string): void {
       epoch++
-      const g = groups.get(group)
-      const e = g?.get(key)
-      if (e) remove(g!, key, e)
+      removeKeys(group, [key])
     },
 
-    /** An invalidation of `group` (null: of everything, e.g. the channel was lost), heard now. */
-    drop (group: string | null): void {
+    /**
+     * An invalidation heard now: of `keys` in `group`, of the whole group when `keys` is null, of everything when
+     * `group` is null (e.g. the channel was lost). GETs in flight, of any key, are not kept.
+     */
+    drop (group: string | null, keys: readonly string[] | null = null): void {
       epoch++
-      if (group === null) clear()
-      else dropGroup(group)
+      if (group === null) { clear(); return }
+      if (keys === null) dropGroup(group)
+      else removeKeys(group, keys)
     },
 
     /** What it holds now, and whether it is in use (the channel heard). */

@@ -72,7 +72,8 @@ export interface RefreshOptions {
  * - a miss loads once per key and instance (single-flight) and stores only through the fence, so a load that
  *   read PostgreSQL before an invalidation never writes its result back;
  * - a request never joins a load that began before an invalidation it could know of: every invalidation, local
- *   or from another instance, detaches the organization's loads, and a joiner whose load was fenced loads again;
+ *   or from another instance, detaches the loads of the keys it deleted (of the organization when it was
+ *   organization-wide), and a joiner whose load was fenced loads again;
  * - an organization with an invalidation that Redis has not run yet is served from PostgreSQL, and so is one
  *   whose entries sit on a primary that replaced another less than a TTL ago (the failover fence);
  * - watched entries stay warm: an entry an event deleted is reloaded (through the fence, keeping the time it had
@@ -275,9 +276,16 @@ export function createReadThrough (opts: {
     const fence = await fenceRead
     if (json === null || fence === null) return { json, fenced: false }
     const gzip = json.length > COMPRESS_ABOVE_BYTES
-    const value = seal(gzip ? gzipSync(json, { level: 6 }) : json, gzip, Date.now() + ttlSeconds * 1000)
-    const stored = await store.setFenced(fence, key, value, ttlSeconds)
-    if (stored === 'stored') local?.forget(e.orgId, key)
+    const body = gzip ? gzipSync(json, { level: 6 }) : json
+    const expiresAt = Date.now() + ttlSeconds * 1000
+    // What this instance stores becomes its copy, by the rule for a GET's answer: only if no invalidation was heard
+    // between the SET's sending and its reply. One that Redis ran before the SET fences it; one it ran after either is
+    // heard before the reply (nothing is kept) or drops the copy when it is. A GET sent before the SET, on the same
+    // connection, is answered first, so its older answer never replaces this one. Not kept: the old copy goes, and
+    // the next read asks Redis.
+    const since = local ? local.epoch() : null
+    const stored = await store.setFenced(fence, key, seal(body, gzip, expiresAt), ttlSeconds)
+    if (stored === 'stored' && local && !local.put(e.orgId, key, { body, gzip, expiresAt }, since)) local.forget(e.orgId, key)
     return { json, fenced: stored === 'fenced' }
   }
 
@@ -300,9 +308,10 @@ export function createReadThrough (opts: {
     }
   }
 
-  /** Loads in flight for the organization (all of them for null) are no longer joined. */
-  function detach (orgId: string | null): void {
+  /** Loads in flight of these keys (of the whole organization for null; of everything for a null organization) are no longer joined. */
+  function detach (orgId: string | null, deleted: readonly string[] | null): void {
     if (orgId === null) { flights.clear(); return }
+    if (deleted !== null) { for (const key of deleted) flights.delete(key); return }
     const marker = `{${orgId}}`
     for (const key of flights.keys()) if (key.includes(marker)) flights.delete(key)
   }

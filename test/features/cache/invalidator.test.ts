@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { App } from '../../../src/app.js'
-import { MAX_REMEMBERED_TARGETS, createInvalidator, type Invalidator } from '../../../src/features/cache/invalidator.js'
+import { MAX_ANNOUNCED_KEYS, MAX_REMEMBERED_TARGETS, createInvalidator, type Invalidator } from '../../../src/features/cache/invalidator.js'
 import { GROUP_WIDE_FIELD } from '../../../src/features/cache/store.js'
 import { buildTestApp, newPrefix } from '../../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js'
@@ -119,6 +119,30 @@ describe('the cache invalidator', () => {
     await two.invalidate(marker, { fields: [], keys: [] })
     await waitFor(() => heardOne.includes(marker), 5000, 'the marker')
     expect(heardOne.filter((x) => x === g)).toEqual([g])
+  })
+
+  it('listeners learn which keys were deleted, here and on the other instance; group-wide or past MAX_ANNOUNCED_KEYS, the whole group', async () => {
+    const one = invalidator(true)
+    const two = invalidator(true)
+    const heardOne: Array<[string | null, readonly string[] | null]> = []
+    const heardTwo: Array<[string | null, readonly string[] | null]> = []
+    one.onInvalidated((g, k) => heardOne.push([g, k]))
+    two.onInvalidated((g, k) => heardTwo.push([g, k]))
+    await waitFor(async () => { await two.invalidate('probe', { fields: [], keys: [] }); return heardOne.some(([g]) => g === 'probe') }, 10_000, 'subscriptions')
+    const g = randomUUID()
+    const many = Array.from({ length: MAX_ANNOUNCED_KEYS + 1 }, (_, i) => key(g, `many${i}`))
+    groupKeys.set(g, [key(g, 'listed')])
+    await one.invalidate(g, { fields: ['a'], keys: [key(g, 'a'), key(g, 'b')] })
+    await one.invalidate(g, { fields: ['c'], keys: [key(g, 'c')], groupWide: true })
+    await one.invalidate(g, { fields: ['m'], keys: many })
+    const expected: Array<[string, readonly string[] | null]> = [[g, [key(g, 'a'), key(g, 'b')]], [g, null], [g, null]]
+    expect(heardOne.filter(([x]) => x === g)).toEqual(expected)
+    await waitFor(() => heardTwo.filter(([x]) => x === g).length === 3, 5000, 'the three messages on the other instance')
+    expect(heardTwo.filter(([x]) => x === g)).toEqual(expected)
+    // A message without keys (an older version's) covers the whole group.
+    await direct.publish(`${prefix}inv:channel`, JSON.stringify({ group: 'old', origin: 'another version' }))
+    await waitFor(() => heardTwo.some(([x]) => x === 'old'), 5000, 'the old message')
+    expect(heardTwo.find(([x]) => x === 'old')).toEqual(['old', null])
   })
 
   it('an invalidation resolves only once Redis has run its publication: what is published after it arrives behind it', async () => {

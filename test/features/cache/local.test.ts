@@ -63,6 +63,22 @@ describe('in-process copies', () => {
     expect(local.stats()).toMatchObject({ groups: 0, entries: 0, bytes: 0 })
   })
 
+  it("an invalidation that names its keys drops their copies and keeps the group's others; a GET in flight is still not kept", () => {
+    const { local } = make()
+    local.put('o1', 'a', entry('a'), local.epoch(), now)
+    local.put('o1', 'b', entry('b'), local.epoch(), now)
+    local.put('o2', 'a', entry('other org'), local.epoch(), now)
+    const since = local.epoch()
+    local.drop('o1', ['a', 'not-held'])
+    expect(local.get('o1', 'a', now)).toBeUndefined()
+    expect(local.get('o1', 'b', now)?.body).toBe('b')
+    expect(local.get('o2', 'a', now)?.body).toBe('other org')
+    expect(local.put('o1', 'c', entry('c'), since, now)).toBe(false)
+    expect(local.stats()).toMatchObject({ groups: 2, entries: 2 })
+    local.drop('o1', ['b'])
+    expect(local.stats()).toMatchObject({ groups: 1, entries: 1, bytes: 'other org'.length + 64 })
+  })
+
   it('off while the channel is not heard: nothing served or kept, everything dropped, and a GET begun before is not kept after', () => {
     const { local, state } = make()
     local.put('o1', 'a', entry('a'), local.epoch(), now)
