@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { envSchema } from '../../src/config.js'
 import { machine } from '../lib/stats.js'
+import { benchPostgres } from '../lib/postgres-server.js'
 import { startBenchRedis } from '../lib/redis-server.js'
 import { createWorkloadDatabase, seedWorkload } from '../workload/dataset.js'
 import { panels } from '../workload/latency.js'
@@ -27,13 +28,16 @@ const TTL_SECONDS = 60
 const PLOT = 'latency-percentiles.svg'
 
 export const benchUsage = `usage: coldboard bench [flags]
-Runs W1 with the cache on, on without its refresh on invalidation, and off (coldboard serve as a child process, a private redis-server, a database of
-its own), the invalidation, hit-path and peer micro-benchmarks, and writes DIR/report.json, DIR/report.md and
+Runs W1 with the cache on, on without its refresh on invalidation, and off (coldboard serve as a child process, a private redis-server, a private
+PostgreSQL with pg_stat_statements), the invalidation, hit-path and peer micro-benchmarks, and writes DIR/report.json, DIR/report.md and
 the latency plot. docs/PERFORMANCE.md explains the figures.
   --out DIR                     where to write the report (default bench-out)
   --update-docs                 also write docs/PERFORMANCE.md, docs/performance/report.json and the plot
   --smoke                       a seconds-long variant on a toy dataset (CI: the fields, not the figures)
-  --database-url URL            PostgreSQL superuser URL (default ${DEFAULT_ADMIN_URL})
+  --database-url URL            a PostgreSQL superuser URL to run on instead of a private server (initdb, with
+                                pg_stat_statements preloaded; the fallback, ${DEFAULT_ADMIN_URL}, when no binaries are
+                                found): the dashboard's queries are then estimated from pg_stat_database unless that
+                                server preloads pg_stat_statements
   --database NAME               the database to create and drop (default coldboard_bench_<pid>); --keep-database
   --connections N (10)  --micro-duration S (6)  --micro-rounds N (7)   autocannon, per hit-path scenario
   --invalidation-keys N (1000000)  --invalidation-iterations N (300)
@@ -57,6 +61,8 @@ function writeReport (out: string, report: Report, docs: boolean, log: (line: st
   log('updated docs/PERFORMANCE.md and docs/performance/ (report.json and the plot)')
 }
 
+type BenchArgs = ReturnType<typeof parseBenchArgs>
+
 export function parseBenchArgs (argv: string[]) {
   let values: Record<string, string | boolean | string[] | undefined>
   try {
@@ -70,7 +76,7 @@ export function parseBenchArgs (argv: string[]) {
         'update-docs': { type: 'boolean', default: false },
         'render-only': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
-        'database-url': { type: 'string', default: DEFAULT_ADMIN_URL },
+        'database-url': { type: 'string' },
         database: { type: 'string' },
         'keep-database': { type: 'boolean', default: false },
         connections: { type: 'string' },
@@ -100,7 +106,8 @@ export function parseBenchArgs (argv: string[]) {
     out: path.resolve(String(values.out)),
     updateDocs: values['update-docs'] === true,
     renderOnly: values['render-only'] === true,
-    adminUrl: String(values['database-url']),
+    /** null: a private server (findPostgresBinaries), or DEFAULT_ADMIN_URL without one. */
+    adminUrl: typeof values['database-url'] === 'string' ? values['database-url'] : null,
     database: typeof values.database === 'string' ? values.database : `coldboard_bench_${process.pid}`,
     keepDatabase: values['keep-database'] === true,
     connections: int('connections', 10, 1, 1000),
@@ -142,15 +149,26 @@ export async function runBench (argv: string[], log: (line: string) => void): Pr
   const m0 = machine()
   log(`bench${a.smoke ? ' --smoke' : ''}: ${describeWorkload(a.workload)}`)
   mkdirSync(a.out, { recursive: true })
+  // A private PostgreSQL unless --database-url names a server (bench/lib/postgres-server.ts), stopped whatever happens.
+  const server = await benchPostgres(a.adminUrl, DEFAULT_ADMIN_URL, log)
+  try {
+    return await measure(a, server.adminUrl, started, m0, log)
+  } finally {
+    await server.stop().catch((err: Error) => log(`could not stop the private PostgreSQL: ${err.message}`))
+  }
+}
+
+/** W1 on and off and the micro-benchmarks on the server of `adminUrl`, in a database of their own; then the report. */
+async function measure (a: BenchArgs, adminUrl: string, started: number, m0: ReturnType<typeof machine>, log: (line: string) => void): Promise<{ out: string, report: Report }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'coldboard-bench-'))
   const jwtSecret = randomBytes(32).toString('base64url')
-  const db = await createWorkloadDatabase(a.adminUrl, a.database)
+  const db = await createWorkloadDatabase(adminUrl, a.database)
   const redis = await startBenchRedis()
   let pgStats: Awaited<ReturnType<typeof createPgStats>> | null = null
   try {
     const postgres = await postgresVersion(db.url)
     const orgs = await seedWorkload(db.url, a.workload, RULES, log)
-    pgStats = await createPgStats({ adminUrl: a.adminUrl, databaseUrl: db.url, database: a.database })
+    pgStats = await createPgStats({ adminUrl, database: a.database })
     log(`database statistics: ${pgStats.source}`)
     const env = { OFFLINE_AFTER_MINUTES: String(RULES.offlineAfterMinutes), CONFIRM_MINUTES: String(RULES.confirmMinutes), CACHE_TTL_SECONDS: String(TTL_SECONDS), ...a.serviceEnv }
     if (Object.keys(a.serviceEnv).length > 0) log(`service environment added: ${JSON.stringify(a.serviceEnv)}`)

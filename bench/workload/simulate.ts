@@ -97,7 +97,7 @@ export async function runSimulate (argv: string[], config: () => Config, print: 
       jwtSecret = targetSecret(cfg)
       databaseUrl = a.databaseUrl
       const orgs = await seedWorkload(databaseUrl, a.workload, rules, log)
-      pgStats = await createPgStats({ adminUrl: databaseUrl, databaseUrl, database: decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) })
+      pgStats = await createPgStats({ adminUrl: databaseUrl, database: decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) })
       return report(await runWorkload({ label: 'simulate', workload: a.workload, targets, orgs, jwtSecret, confirmMinutes: rules.confirmMinutes, pgStats, log }))
     }
     rules = { offlineAfterMinutes: 15, confirmMinutes: 10 }
@@ -124,7 +124,7 @@ export async function runSimulate (argv: string[], config: () => Config, print: 
       log
     })
     cleanup.unshift(service.stop)
-    pgStats = await createPgStats({ adminUrl: a.databaseUrl, databaseUrl, database: a.database })
+    pgStats = await createPgStats({ adminUrl: a.databaseUrl, database: a.database })
     return report(await runWorkload({ label: 'simulate', workload: a.workload, targets: service.urls, alsoScrape: service.workerUrl ? [service.workerUrl] : [], orgs, jwtSecret, confirmMinutes: rules.confirmMinutes, pgStats, log }))
   } finally {
     await pgStats?.close().catch(() => {})

@@ -184,8 +184,17 @@ const countsOf = (r: StatsRow): OrgCounts => ({
   deviceCounts: { total: r.d_total, online: r.d_online, offline: r.d_offline }
 })
 
+/**
+ * The comment every dashboard statement starts with. PostgreSQL ignores it, but pg_stat_statements keeps it in the
+ * statement's text and pg_stat_activity shows it: so an operator (and the benchmark's exact count of dashboard queries,
+ * bench/workload/pg-stats.ts) can tell the dashboard's reads from the write path's.
+ */
+export const DASHBOARD_SQL_TAG = '/* coldboard:dashboard */'
+const tagged = (query: SQL): SQL => sql`${sql.raw(DASHBOARD_SQL_TAG)} ${query}`
+const read = <T>(db: Db, query: SQL): Promise<T[]> => rows<T>(db, tagged(query))
+
 async function one<T> (db: Db, query: SQL): Promise<T> {
-  const [row] = await rows<T>(db, query)
+  const [row] = await read<T>(db, query)
   // An aggregate without GROUP BY always yields a row; its absence is a driver fault, not "zero".
   if (row === undefined) throw new Error('aggregate query returned no row')
   return row
@@ -200,7 +209,7 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
     const out = new Map<string, TemperatureTrend>()
     if (unitIds.length === 0) return out
     const asked = new Map(unitIds.map((id) => [id.toLowerCase(), id]))
-    for (const r of await rows<TrendRow>(db, dashboardSql.temperatureTrends(orgId, unitIds, dashboardWindow(clock.now())))) {
+    for (const r of await read<TrendRow>(db, dashboardSql.temperatureTrends(orgId, unitIds, dashboardWindow(clock.now())))) {
       const unitId = asked.get(r.unit_id) ?? r.unit_id
       let trend = out.get(unitId)
       if (!trend) out.set(unitId, trend = { unitId, points: [] })
@@ -221,7 +230,7 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
 
     async alertsCount (orgId, unitId) {
       if (unitId === undefined) return one<AlertCounts>(db, dashboardSql.alertsCount(orgId))
-      const [row] = await rows<AlertCounts>(db, dashboardSql.unitAlertsCount(orgId, unitId))
+      const [row] = await read<AlertCounts>(db, dashboardSql.unitAlertsCount(orgId, unitId))
       return row ?? null
     },
 
@@ -236,7 +245,7 @@ export function createDashboardQueries (deps: { db: Db, clock: Clock }): Dashboa
     temperatureTrendsOf: trendsOf,
 
     async unitIds (orgId) {
-      return (await rows<{ id: string }>(db, sql`select id from units where organization_id = ${orgId}`)).map((r) => r.id)
+      return (await read<{ id: string }>(db, sql`select id from units where organization_id = ${orgId}`)).map((r) => r.id)
     },
 
     async compliancePercentage (orgId) {
