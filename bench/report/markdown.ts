@@ -17,6 +17,12 @@ const srvShort = (x: { n: number, p50: number | null, p99: number | null }) => x
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`
 
 /** report.md: the bars first, then the workload, the figures, the method, and why a bar was missed. */
+/** pg_stat_statements drops the least-used entries past pg_stat_statements.max: their calls would be missing from the counts. */
+function evictedNote (...runs: Array<Report['runs']['cached']>): string {
+  const evicted = runs.map((x) => x.database?.measured.evictedStatements ?? 0).reduce((a, b) => a + b, 0)
+  return evicted === 0 ? 'no statement evicted in either window, so none was missed' : `${evicted} statements evicted in the windows: their calls are missing, and the figure is a lower bound on both sides`
+}
+
 export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   const m = r.machine
   const w = r.workload
@@ -39,7 +45,8 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push('## The workload', '')
   out.push(`**${r.smoke ? 'Smoke variant' : 'W1'}**: ${w.description}.`, '')
   out.push(`- **History.** ${num(w.orgs * w.units * Math.floor(w.historyHours * 3600 / w.historyIntervalSeconds))} readings seeded first (\`seedDataset\`: realistic series, unit states, alerts and ` +
-    'about 3 % dead sensors, as ingestion would have left them) into a PostgreSQL database of the benchmark\'s own, then `VACUUM (ANALYZE)`, so uncached aggregations cost what they cost in production.')
+    'about 3 % dead sensors, as ingestion would have left them) into a PostgreSQL database of the benchmark\'s own, then `VACUUM (ANALYZE)`, so uncached aggregations cost what they cost in production' +
+    (r.dbStats.source === 'pg_stat_statements' ? '. The server is private to the benchmark: initdb\'s settings, pg_stat_statements preloaded, autovacuum off (the dataset was just vacuumed, and a vacuum that starts in one measured window and not another would be compared with the cache).' : '.'))
   out.push(`- **Writers.** Every live device posts one reading every ${w.readingIntervalSeconds} s to \`POST /api/ingest/readings\` with its organization's API key, device *i* at phase *i/N* of the interval (the load is even, not bursty). ` +
     `About ${pct(w.outOfRange, 0)} of readings are out of range, in excursions of 1–3 readings (doors) or past CONFIRM_MINUTES (failures, which escalate), so units flip state and alerts open, escalate and resolve. Dead sensors stay silent.`)
   out.push(`- **Viewers.** ${w.viewersPerOrg} per organization, each with its own Socket.io connection (JWT in the handshake) and HTTP keep-alive, load five panels every ${w.pollSeconds} s at a random phase: ` +
@@ -78,11 +85,13 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   const range = r.dbStats.dbQueryReductionRange
   const statsReduction = (r.dbStats as { statsReduction?: number | null }).statsReduction
   out.push(`**dbQueryReduction = ${pct(r.dbQueryReduction)}**` +
-    (statsReduction !== undefined && r.dbStats.source === 'pg_stat_database'
-      ? ': the smaller of two figures. PostgreSQL\'s statistics' + ` say ${pct(statsReduction)}${range ? ` (${pct(range[0])} to ${pct(range[1])} within the write-only rate's spread)` : ''}: dashboard reads per second, cache on against cache off. ${r.dbStats.note}; ` +
+    (r.dbStats.source === 'pg_stat_statements'
+      ? `: the dashboard's statements per second, cache on against cache off, counted by PostgreSQL itself (${r.dbStats.note}; ${evictedNote(on, off)}). `
+      : statsReduction !== undefined && r.dbStats.source === 'pg_stat_database'
+        ? ': the smaller of two figures. PostgreSQL\'s statistics' + ` say ${pct(statsReduction)}${range ? ` (${pct(range[0])} to ${pct(range[1])} within the write-only rate's spread)` : ''}: dashboard reads per second, cache on against cache off. ${r.dbStats.note}; ` +
         'that is a difference of two rates of some 400 transactions/s, and every dashboard load the service counted is at least one transaction, so the estimate is not taken alone when it claims fewer. '
-      : `${range ? ` (${pct(range[0])} to ${pct(range[1])} within the write-only rate's spread)` : ''}: dashboard reads per second, cache on against cache off, from PostgreSQL's statistics. ${r.dbStats.note}. `) +
-    `Rows read by dashboard reads: ${pct(r.dbStats.rowsReadReduction)} fewer. The service's own counter (dashboard_db_load_total) says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)}. ` +
+        : `${range ? ` (${pct(range[0])} to ${pct(range[1])} within the write-only rate's spread)` : ''}: dashboard reads per second, cache on against cache off, from PostgreSQL's statistics. ${r.dbStats.note}. `) +
+    `Rows read by dashboard reads (pg_stat_database, the write-only rate subtracted): ${pct(r.dbStats.rowsReadReduction)} fewer. The service's own counter (dashboard_db_load_total) says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)}. ` +
     `Counting the ingestion writes too, which no cache removes: ${pct(r.dbStats.wholeWorkloadTransactionsReduction)} fewer transactions.`, '')
 
   // Absent from reports written before this run existed (--render-only).
@@ -134,9 +143,12 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     [k, v.keys, num(v.bytes), num(Math.round(v.bytes / v.keys)), pct(v.bytes / Math.max(1, r.cacheMemory.totalBytes))])), '')
 
   out.push('## Hit-path throughput and peers', '')
+  // Absent from reports written before it was measured (--render-only).
+  const microLocalShare = (r.hitPath as { coldboardLocalShare?: number | null }).coldboardLocalShare
   out.push(`autocannon (${r.hitPath.connections} connections, ${r.hitPath.durationSeconds} s, ${r.hitPath.rounds} interleaved round(s), every other one in reverse order, in a worker thread), the same ${r.hitPath.payloadBytes}-byte overview payload everywhere, the same Redis. ` +
     'A ratio is the median over rounds of the two scenarios\' ratio within each round (this machine\'s speed swings between rounds); the bars\' pairs run back to back in a round (the bare route, coldboard\'s hit, cache-manager). ' +
-    'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.', '')
+    'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.' +
+    (microLocalShare == null ? '' : ` Of coldboard's hits in these rounds, ${pct(microLocalShare)} were answered from the in-process copy (no Redis command).`), '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
   out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'ratio'], [
     ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare), '1 (the base of hitThroughputRatio)'],
@@ -149,13 +161,13 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   out.push(...closingNotes(r), '')
 
   out.push('## Reproduce', '')
-  out.push('```sh', 'npm run bench                                        # W1 on and off + micro-benchmarks; report in bench-out/ (~10 min on 2 cores)',
+  out.push('```sh', 'npm run bench                                        # W1 on and off + micro-benchmarks; report in bench-out/ (~17 min on 2 cores)',
     'node bin/coldboard.js bench --out bench-out --update-docs   # the same, and copies the report here',
     'node bin/coldboard.js bench --smoke --out /tmp/bench       # seconds-long, what CI runs (test/bench/bench-smoke.test.ts)',
     'node bin/coldboard.js simulate --duration 60 --orgs 10     # drive coldboard like real clients; every W1 parameter is a flag',
     'node bin/coldboard.js simulate --target http://a:3000,http://b:3000 --database-url postgres://…/coldboard  # your instances', '```', '')
-  out.push('The benchmark needs a PostgreSQL superuser URL (`--database-url`, default postgres://postgres:postgres@127.0.0.1:5432/postgres): it creates and drops a database of its own. ' +
-    'It starts a private `redis-server` on a free port (never touching a shared Redis) and `coldboard serve` as a child process. ' +
+  out.push('The benchmark starts a private PostgreSQL from the server binaries it finds (`initdb` into a temporary directory, a free loopback port, pg_stat_statements preloaded, autovacuum off after the seeded dataset is vacuumed and analyzed, as the `postgres` user when run as root) and a private `redis-server`, never touching shared ones, and `coldboard serve` as a child process. ' +
+    'With `--database-url` (a superuser URL) it runs on that server instead, in a database it creates and drops, and estimates the dashboard\'s queries from pg_stat_database unless the server preloads pg_stat_statements; without binaries it falls back to postgres://postgres:postgres@127.0.0.1:5432/postgres. ' +
     '`report.json` holds every figure, the runs behind them and the machine; this page is `report.md`.', '')
   return out.join('\n')
 }

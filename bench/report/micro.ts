@@ -131,12 +131,21 @@ export async function hitPathMicro (o: {
     if (probe.headers.get('x-cache') !== 'hit') throw new Error(`the dashboard read is not a hit (x-cache ${probe.headers.get('x-cache')})`)
 
     const runs: Record<string, LoadRun[]> = Object.fromEntries(scenarios.map((s) => [s.name, []]))
+    // How coldboard's hits in these rounds were answered: from the in-process copy (no Redis command) or by Redis.
+    const metric = async (m: { get (): Promise<{ values: Array<{ value: number }> }> }) => (await m.get()).values.reduce((n, v) => n + v.value, 0)
+    let coldboardHits = 0
+    let coldboardLocalHits = 0
     for (let round = 0; round < o.rounds; round++) {
       // Every other round runs the scenarios in reverse, so that a machine slowing down or speeding up over a round
       // does not always favour the same side of a comparison.
       for (const s of round % 2 === 0 ? scenarios : [...scenarios].reverse()) {
         if (o.warmupSeconds > 0) await autocannon({ url: s.url, connections: o.connections, duration: o.warmupSeconds, workers: 1, headers: s.headers })
+        const h0 = s.name === 'coldboard' ? [await metric(app.dashboard.metrics.hit), await metric(app.dashboard.metrics.localHit)] : null
         const r = await autocannon({ url: s.url, connections: o.connections, duration: o.durationSeconds, workers: 1, headers: s.headers })
+        if (h0) {
+          coldboardHits += await metric(app.dashboard.metrics.hit) - h0[0]!
+          coldboardLocalHits += await metric(app.dashboard.metrics.localHit) - h0[1]!
+        }
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
         const run = { reqPerSec: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total }
         runs[s.name]!.push(run)
@@ -155,6 +164,8 @@ export async function hitPathMicro (o: {
       rounds: o.rounds,
       payloadBytes: Buffer.byteLength(body),
       cacheConnectionAutoPipelining,
+      /** Of coldboard's hits in the measured rounds, the share answered from the in-process copy (CACHE_LOCAL). */
+      coldboardLocalShare: coldboardHits > 0 ? Math.round((coldboardLocalHits / coldboardHits) * 10_000) / 10_000 : null,
       bare: bareT,
       coldboard,
       hitThroughputRatio: ratio('coldboard', 'bare'),

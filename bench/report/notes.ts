@@ -1,5 +1,6 @@
 import { panels } from '../workload/latency.js'
 import { pairedRatio } from '../lib/stats.js'
+import { BATCH_MAX_ENTRIES } from '../../src/features/dashboard/read-through.js'
 import type { Report } from './report.js'
 
 const pct = (x: number | null | undefined) => x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)} %`
@@ -32,11 +33,14 @@ const signed = (loss: number) => `${loss > 0 ? '−' : '+'}${pct(Math.abs(loss))
 function ttlFloor (r: Report): string {
   const w = r.workload
   const trends = Math.min(w.viewersPerOrg, w.units)
-  const statements = w.orgs * (1 + trends)
+  // An organization's watched trends are reloaded ahead together (read-through.ts reloadAhead: one statement for up to
+  // BATCH_MAX_ENTRIES units), and so are its count panels.
+  const trendStatements = Math.ceil(trends / BATCH_MAX_ENTRIES)
+  const statements = w.orgs * (1 + trendStatements)
   const floor = statements / r.workload.cacheTtlSeconds
   const off = r.dbStats.serviceCountedLoadsPerSecond.uncached
   if (!off) return ''
-  return `The floor, whatever invalidation does: ${statements.toLocaleString('en-US')} statements (${w.orgs} organizations × (1 for the 4 count panels, which share one statement + ${trends} viewers' trends)) each run once per ${r.workload.cacheTtlSeconds} s TTL is ${floor.toFixed(1)} loads/s, ` +
+  return `The floor, whatever invalidation does: ${statements.toLocaleString('en-US')} statements (${w.orgs} organizations × (1 for the 4 count panels + ${trendStatements} for the ${trends} watched trends, each family reloaded ahead in one statement)) each run once per ${r.workload.cacheTtlSeconds} s TTL is ${floor.toFixed(1)} loads/s, ` +
     `${pct(floor / off)} of the cache-off run's ${off} loads/s: with this TTL the reduction cannot pass ${pct(1 - floor / off)} even with no events at all.`
 }
 
@@ -79,12 +83,29 @@ export function closingNotes (r: Report): string[] {
       }
       case 'dbQueryReduction': {
         const range = r.dbStats.dbQueryReductionRange
-        out.push(`- **Database queries ${b.measured} (bar ${b.target}).** ${range ? `Within the write-only rate's spread the figure lies between ${pct(range[0])} and ${pct(range[1])}; ` : ''}` +
-          `the service's own counter says ${pct(r.dbStats.serviceCountedLoadsPerSecond.reduction)} and rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. What is left with the cache on is one reload per watched entry per event (${events.toLocaleString('en-US')} events; an event's count panels of one organization share one statement), ` +
+        const counted = r.dbStats.serviceCountedLoadsPerSecond
+        const stats = r.dbStats.statsReduction
+        // The bar takes the smaller figure; when that is pg_stat_database's estimate alone, its noise is the cause to name.
+        const estimateOnly = r.dbStats.source === 'pg_stat_database' && counted.reduction !== null && counted.reduction >= 0.95 && stats !== null && stats < counted.reduction
+        const left = `What is left with the cache on is one reload per watched entry per event (${events.toLocaleString('en-US')} events; an event's count panels of one organization share one statement), ` +
           'one per watched entry per TTL (refresh ahead) and one compliance figure per watched organization per half TTL: the price of exact invalidation, which scales with the event rate and the number of dashboards open, not with the viewers per dashboard. ' +
           (before ? `Without the refresh (the before, same run) the cache-on service ran ${r.refreshBeforeAfter.serviceCountedLoadsPerSecond.before} loads/s against ${r.refreshBeforeAfter.serviceCountedLoadsPerSecond.after} with it, at a hit rate of ${pct(before.service.hitRate)}: the refresh buys the hits with reloads. ` : '') +
           'A longer CACHE_TTL_SECONDS trades the freshness of what no event announces (trends, compliance) for fewer reloads. ' +
-          ttlFloor(r))
+          ttlFloor(r)
+        if (estimateOnly && r.dbStats.cached) {
+          const c = r.dbStats.cached
+          out.push(`- **Database queries ${b.measured} (bar ${b.target}): the estimate's noise.** The figure is pg_stat_database's estimate (between ${range ? `${pct(range[0])} and ${pct(range[1])}` : '–'} within its own spread): ` +
+            `${r.dbStats.readsPerSecond.cached} dashboard transactions/s with the cache on, the difference between ${c.measured.transactionsPerSecond} transactions/s in all and ${c.writersOnly.transactionsPerSecond}/s measured while only the writers ran, before the viewers joined (its two ${r.workload.writersOnlySeconds / 2}-second halves differed by ${(c.writersOnlySpread * 2).toFixed(1)}/s). ` +
+            `The service counted ${counted.cached} dashboard loads/s itself, each at least one transaction: ${pct(counted.reduction)}, which meets the bar; rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. ` +
+            'What would close the gap in the measurement: counting the dashboard\'s statements themselves (pg_stat_statements on a PostgreSQL of the benchmark\'s own, since it needs shared_preload_libraries and so a restart), not a difference of two rates. ' +
+            left)
+        } else if (r.dbStats.source === 'pg_stat_statements') {
+          out.push(`- **Database queries ${b.measured} (bar ${b.target}).** PostgreSQL counted ${r.dbStats.readsPerSecond.cached} dashboard statements/s with the cache on against ${r.dbStats.readsPerSecond.uncached}/s off (pg_stat_statements); ` +
+            `the service's own counter says ${pct(counted.reduction)}. ` + left)
+        } else {
+          out.push(`- **Database queries ${b.measured} (bar ${b.target}).** ${range ? `Within the write-only rate's spread the figure lies between ${pct(range[0])} and ${pct(range[1])}; ` : ''}` +
+            `the service's own counter says ${pct(counted.reduction)} and rows read by dashboard reads fell ${pct(r.dbStats.rowsReadReduction)}. ` + left)
+        }
         break
       }
       case 'cachedP99': {
@@ -95,7 +116,7 @@ export function closingNotes (r: Report): string[] {
         out.push(`- **Cached p99 ${b.measured} (bar ${b.target}).** Hits alone: p50 ${hits.p50} ms, p99 ${hits.p99} ms at the client; ${on.service.requestMs.hit.p50 ?? '–'} / ${on.service.requestMs.hit.p99 ?? '–'} ms in the server. ` +
           `Misses: server p99 ${on.service.requestMs.miss.p99 ?? '–'} ms (overview loads p50 ${stats.p50 ?? '–'} ms, p99 ${stats.p99 ?? '–'} ms); worst panel ${worst} (p99 ${r.latencyMs.cached[worst].p99} ms). ` +
           (hits.p99 > 10
-            ? `The tail is not the misses (${pct(notHits)} of requests): the hits themselves have it. A hit is a Redis GET and a few hundred microseconds of CPU; its p99 is the time a request waits for a core on 2 cores that run PostgreSQL, Redis, the service's worker and Socket.io emits, and the simulator (its own event-loop delay p99: ${on.simulatorEventLoopDelayMs.p99} ms). ` +
+            ? `The tail is not the misses (${pct(notHits)} of requests): the hits themselves have it. A hit is the in-process copy (${pct(on.service.hits > 0 ? (on.service.localHits ?? 0) / on.service.hits : null)} of them here) or a Redis GET, and a few hundred microseconds of CPU; its p99 is the time a request waits for a core on 2 cores that run PostgreSQL, Redis, the service's worker and Socket.io emits, and the simulator (its own event-loop delay p99: ${on.simulatorEventLoopDelayMs.p99} ms). ` +
               'A CPU profile of the service under W1 (--cpu-prof, 90 s, 2026-12-02) finds its event loop busy without a break for over 20 ms about twice a second, and 41 % of those stretches inside the PostgreSQL client\'s socket writes (writev): on 2 cores, waking a PostgreSQL backend preempts the service in the system call, and the hits queue behind it. Fewer round trips to PostgreSQL per reading (ingestion and evaluation) is what would shorten that tail. ' +
               'What would close it: nothing in the cache — cores of the service\'s own (the simulator and PostgreSQL elsewhere); on these 2 cores the worker in a process of its own (`--worker-process`, as deploy/ runs it) was tried and made hits slower, the extra process competing for the same cores.'
             : `With ${pct(notHits)} of requests not hits, the p99 over every request is a miss's latency whenever that share is above 1 %. ` +
@@ -140,6 +161,18 @@ export function closingNotes (r: Report): string[] {
         const auto = getStep.reqPerSec
         const getLabel = r.hitPath.cacheConnectionAutoPipelining ? 'a bare auto-pipelined ioredis GET' : 'a bare ioredis GET'
         const route = hitPathSteps(r).at(-1)!
+        // Absent from reports written before it was measured (--render-only).
+        const localShare = (r.hitPath as { coldboardLocalShare?: number | null }).coldboardLocalShare
+        if (localShare != null && localShare >= 0.99) {
+          out.push(`- **A peer was faster on the hit path: ${faster.map(([n, p]) => `${n} ${p.ratioToColdboard} ×`).join(', ')}.** All of them run on coldboard's app behind the same hooks. ` +
+            `${pct(localShare)} of coldboard's hits in these rounds were answered from the in-process copy, with no Redis command, while ` +
+            faster.map(([n, p]) => `${n}'s read (a GET to Redis, JSON parse and re-serialisation) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × ${getLabel}`).join('; ') +
+            `: the difference is not a round trip saved but the CPU each route spends per request (coldboard's read-through, metrics and headers against the peer's client), measured on one process sharing 2 cores with the load generator. coldboard's hit ${route.loss >= 0 ? `takes ${pct(route.loss)} off` : `adds ${pct(-route.loss)} to`} the throughput of ${getLabel}. ` +
+            'What would close it: a CPU profile of the in-process hit under autocannon, and less work per hit on the route. ' +
+            'Ratios within a few percent of 1 are inside this machine\'s run-to-run noise (see the rounds). ' +
+            ceilingNote(r, faster))
+          break
+        }
         out.push(`- **A peer was faster on the hit path: ${faster.map(([n, p]) => `${n} ${p.ratioToColdboard} ×`).join(', ')}.** All of them run on coldboard's app behind the same hooks, ` +
           'so the difference is the cache read. ' +
           faster.map(([n, p]) => `${n}'s whole read (its client's GET, JSON parse and re-serialisation included) runs at ${auto > 0 ? (p.reqPerSec / auto).toFixed(2) : '–'} × ${getLabel}`).join('; ') +
