@@ -2,18 +2,30 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { freePort, waitFor } from './net.js'
 
-/** PING within a second: is a Redis answering at `url`? */
-export async function redisAnswers (url: string, password?: string): Promise<boolean> {
+/** One short-lived connection to `url` for `fn`; null when it cannot connect or `fn` fails (within about a second). */
+async function probe<T> (url: string, password: string | undefined, fn: (c: Redis) => Promise<T>): Promise<T | null> {
   const c = new Redis(url, { ...(password ? { password } : {}), lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
   c.on('error', () => {})
   try {
     await c.connect()
-    return (await c.ping()) === 'PONG'
+    return await fn(c)
   } catch {
-    return false
+    return null
   } finally {
     c.disconnect()
   }
+}
+
+/** PING within a second: is a Redis answering at `url`? */
+export async function redisAnswers (url: string, password?: string): Promise<boolean> {
+  return (await probe(url, password, (c) => c.ping())) === 'PONG'
+}
+
+/** The process id of the Redis answering at `url` (INFO server), or null. */
+async function redisPid (url: string, password?: string): Promise<number | null> {
+  const info = await probe(url, password, (c) => c.info('server'))
+  const m = info === null ? null : /^process_id:(\d+)/m.exec(info)
+  return m ? Number(m[1]) : null
 }
 
 const running = new Set<ChildProcess>()
@@ -63,8 +75,12 @@ export async function startRedisServer (opts: RedisServerOptions = {}) {
     proc = child
     running.add(child)
     exited = new Promise((resolve) => child.once('exit', () => { running.delete(child); resolve() }))
-    await waitFor(() => child.exitCode === null ? redisAnswers(url, opts.password) : Promise.reject(new Error(`redis-server on ${port} exited with ${child.exitCode}`)),
-      opts.startTimeoutMs ?? 10_000, `redis-server on ${port}`)
+    // Ready once the server answering on the port is this one: after a restart, the port may have been taken in the
+    // meantime by another process's redis-server (this one then fails to bind and exits), which must not pass for it.
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited with ${child.exitCode} (is the port taken?)`)
+      return await redisPid(url, opts.password) === child.pid
+    }, opts.startTimeoutMs ?? 10_000, `redis-server on ${port}`)
   }
 
   async function stop (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
