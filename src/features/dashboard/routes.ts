@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { NotFoundError } from '../../errors.js'
 import type { DashboardMetrics } from './metrics.js'
 import { queryTypeNames, queryTypes, type Entry, type QueryType } from './query-types.js'
-import type { ReadThrough } from './read-through.js'
+import type { ReadResult, ReadThrough } from './read-through.js'
 import { OrgParams, UnitParams } from './schemas.js'
 
 /** No dashboard payload comes near this (a unit's 24 h trend is ~25 KB of JSON). */
@@ -20,24 +20,34 @@ export async function dashboardRoutes (fastify: FastifyInstance, opts: { readThr
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { readThrough, metrics } = opts
 
-  async function serve (req: FastifyRequest, reply: FastifyReply, entry: Entry): Promise<never> {
+  /**
+   * A hit from the in-process copy is answered without a promise (readLocal); anything else goes through the
+   * read-through's `read`.
+   */
+  function serve (req: FastifyRequest, reply: FastifyReply, entry: Entry): FastifyReply | Promise<FastifyReply> {
+    const started = performance.now()
     const refresh = /\bno-cache\b/i.test(req.headers['cache-control'] ?? '')
-    const end = metrics.requestSeconds.startTimer({ query_type: entry.queryType })
-    const result = await readThrough.read(entry, { refresh })
-    if (!result) throw new NotFoundError('unit')
-    end({ cache: result.cache })
+    const copy = refresh ? null : readThrough.readLocal(entry)
+    if (copy) return send(req, reply, entry, copy, started)
+    return readThrough.read(entry, { refresh }).then((result) => {
+      if (!result) throw new NotFoundError('unit')
+      return send(req, reply, entry, result, started)
+    })
+  }
+
+  function send (req: FastifyRequest, reply: FastifyReply, entry: Entry, result: ReadResult, started: number): FastifyReply {
+    metrics.requestSeconds.observe({ query_type: entry.queryType, cache: result.cache }, (performance.now() - started) / 1000)
     // JSON text (or bytes) with a JSON content type is sent as is: a hit is never parsed or re-serialised.
     // A compressed entry goes out compressed to a client that accepts gzip, else it is inflated once.
-    // (The response schemas document the shape; `never` keeps their typed return out of the way.)
     void reply.header('x-cache', result.cache).header('cache-control', 'private, no-cache')
       .type('application/json; charset=utf-8')
-    if (!result.gzip) return reply.send(result.body) as never
+    if (!result.gzip) return reply.send(result.body)
     void reply.header('vary', 'accept-encoding')
     if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-      return reply.header('content-encoding', 'gzip').send(result.body) as never
+      return reply.header('content-encoding', 'gzip').send(result.body)
     }
     // The envelope's CRC says coldboard compressed it; the bound still keeps a bad entry from filling memory.
-    return reply.send(gunzipSync(result.body, { maxOutputLength: MAX_INFLATED_BYTES })) as never
+    return reply.send(gunzipSync(result.body, { maxOutputLength: MAX_INFLATED_BYTES }))
   }
 
   const route = (queryType: QueryType) => {
@@ -57,7 +67,8 @@ export async function dashboardRoutes (fastify: FastifyInstance, opts: { readThr
       const params = req.params as { orgId: string, unitId?: string }
       const query = req.query as { unitId?: string } | undefined
       const unitId = perUnitPath ? params.unitId : def.scope === 'org-or-unit' ? query?.unitId : undefined
-      return serve(req, reply, { queryType, orgId: params.orgId.toLowerCase(), unitId: unitId?.toLowerCase() })
+      // (The response schemas document the shape; `never` keeps their typed return out of the way.)
+      return serve(req, reply, { queryType, orgId: params.orgId.toLowerCase(), unitId: unitId?.toLowerCase() }) as never
     })
   }
   for (const queryType of queryTypeNames) route(queryType)
