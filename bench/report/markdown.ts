@@ -150,11 +150,13 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     'The bare route is a Fastify with the app\'s server options and no plugins returning the payload as a constant. The peers are mounted on coldboard\'s own app, so they pay the same hooks (the JSON security headers, JWT, the request budget, :orgId authorization) as the dashboard route; only the cache read differs.' +
     (microLocalShare == null ? '' : ` Of coldboard's hits in these rounds, ${pct(microLocalShare)} were answered from the in-process copy (no Redis command).`), '')
   const rounds = (runs: Array<{ reqPerSec: number }>) => runs.map((x) => num(x.reqPerSec)).join(', ')
-  out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'ratio'], [
-    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare), '1 (the base of hitThroughputRatio)'],
-    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), p99s(b), `${b.ratioToBare} × bare`]),
-    ['**coldboard GET /api/orgs/:orgId/dashboard (hit: the in-process copy of the Redis entry; a Redis GET after each reload)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), p99s(r.hitPath.coldboard), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
-    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), p99s(p), `**${p.ratioToColdboard} × coldboard**`])
+  // The server's main-thread time per request (median round): absent from reports written before it was measured.
+  const us = (t: { mainThreadUs?: number }) => t.mainThreadUs === undefined ? '–' : String(t.mainThreadUs)
+  out.push(table(['route', 'req/s (median)', 'rounds', 'p99 ms (rounds)', 'main thread µs/request (median)', 'ratio'], [
+    ['bare Fastify route (constant)', num(r.hitPath.bare.reqPerSec), rounds(r.hitPath.bare.runs), p99s(r.hitPath.bare), us(r.hitPath.bare), '1 (the base of hitThroughputRatio)'],
+    ...Object.values(r.hitPath.breakdown).map((b) => [b.description, num(b.reqPerSec), rounds(b.runs), p99s(b), us(b), `${b.ratioToBare} × bare`]),
+    ['**coldboard GET /api/orgs/:orgId/dashboard (hit: the in-process copy of the Redis entry; a Redis GET after each reload)**', num(r.hitPath.coldboard.reqPerSec), rounds(r.hitPath.coldboard.runs), p99s(r.hitPath.coldboard), us(r.hitPath.coldboard), `**hitThroughputRatio ${r.hitThroughputRatio}**`],
+    ...Object.values(r.peers).map((p) => [p.library, num(p.reqPerSec), rounds(p.runs), p99s(p), us(p), `**${p.ratioToColdboard} × coldboard**`])
   ]), '')
 
   out.push('## Why a bar was missed, and what would close it', '')

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
 import type { Redis } from 'ioredis'
@@ -51,8 +52,13 @@ export async function invalidationMicro (o: { redisUrl: string, admin: Redis, si
   return out
 }
 
-export interface LoadRun { reqPerSec: number, p50: number, p99: number, requests: number }
-export interface Throughput { reqPerSec: number, runs: LoadRun[] }
+/**
+ * `mainThreadUs`: the server's event-loop active time per request over the run, in µs (performance.eventLoopUtilization;
+ * autocannon runs in a worker thread, so none of it is the load generator's). Absent from reports written before it
+ * was measured.
+ */
+export interface LoadRun { reqPerSec: number, p50: number, p99: number, requests: number, mainThreadUs?: number }
+export interface Throughput { reqPerSec: number, mainThreadUs?: number, runs: LoadRun[] }
 
 const BREAKDOWN_KEY = 'bench-breakdown:overview'
 
@@ -141,19 +147,21 @@ export async function hitPathMicro (o: {
       for (const s of round % 2 === 0 ? scenarios : [...scenarios].reverse()) {
         if (o.warmupSeconds > 0) await autocannon({ url: s.url, connections: o.connections, duration: o.warmupSeconds, workers: 1, headers: s.headers })
         const h0 = s.name === 'coldboard' ? [await metric(app.dashboard.metrics.hit), await metric(app.dashboard.metrics.localHit)] : null
+        const elu = performance.eventLoopUtilization()
         const r = await autocannon({ url: s.url, connections: o.connections, duration: o.durationSeconds, workers: 1, headers: s.headers })
+        const active = performance.eventLoopUtilization(elu).active
         if (h0) {
           coldboardHits += await metric(app.dashboard.metrics.hit) - h0[0]!
           coldboardLocalHits += await metric(app.dashboard.metrics.localHit) - h0[1]!
         }
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
-        const run = { reqPerSec: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total }
+        const run = { reqPerSec: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, mainThreadUs: r.requests.total > 0 ? Math.round((active * 1000 / r.requests.total) * 10) / 10 : 0 }
         runs[s.name]!.push(run)
-        o.log(`hit path round ${round + 1}/${o.rounds} ${s.name}: ${run.reqPerSec} req/s, p99 ${run.p99} ms`)
+        o.log(`hit path round ${round + 1}/${o.rounds} ${s.name}: ${run.reqPerSec} req/s, p99 ${run.p99} ms, ${run.mainThreadUs} µs of the server's main thread per request`)
       }
     }
     // The median round: one round disturbed by a neighbour on this shared machine does not move it.
-    const median = (name: string): Throughput => ({ reqPerSec: Math.round(medianOf(runs[name]!.map((r) => r.reqPerSec))), runs: runs[name]! })
+    const median = (name: string): Throughput => ({ reqPerSec: Math.round(medianOf(runs[name]!.map((r) => r.reqPerSec))), mainThreadUs: medianOf(runs[name]!.map((r) => r.mainThreadUs ?? 0)), runs: runs[name]! })
     const coldboard = median('coldboard')
     const bareT = median('bare')
     const peerT = Object.fromEntries(peerNames.map((n) => [n, median(n)])) as Record<PeerName, Throughput>

@@ -79,8 +79,9 @@ export function buildReport (i: BenchInputs) {
     library: peerDescriptions[n],
     reqPerSec: i.hitPath.peers[n].reqPerSec,
     ratioToColdboard: i.hitPath.peers[n].ratioToColdboard,
+    mainThreadUs: i.hitPath.peers[n].mainThreadUs,
     runs: i.hitPath.peers[n].runs
-  }])) as Record<PeerName, { library: string, reqPerSec: number, ratioToColdboard: number, runs: LoadRun[] }>
+  }])) as Record<PeerName, { library: string, reqPerSec: number, ratioToColdboard: number, mainThreadUs?: number, runs: LoadRun[] }>
   const cacheMBPer1000Orgs = round((i.memory.bytesPerOrg * 1000) / 2 ** 20, 2)
   const latencyCached = cached.clients.latency as Record<Panel | 'all', Percentiles>
   const invalidationP99 = cached.service.invalidation.p99Ms
