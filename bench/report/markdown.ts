@@ -15,6 +15,7 @@ const localShare = (x: { service: { hits: number, localHits?: number } }) =>
   x.service.localHits === undefined ? '–' : `${num(x.service.localHits)} (${x.service.hits > 0 ? Math.round((x.service.localHits / x.service.hits) * 1000) / 10 : 0} %)`
 const srvShort = (x: { n: number, p50: number | null, p99: number | null }) => x.n === 0 ? '–' : `${x.p50 ?? '–'} / ${x.p99 ?? '–'}`
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`
+const loopDelay = (x: { p50: number, p99: number, max: number } | undefined) => x === undefined ? '–' : `${x.p50} / ${x.p99} / ${x.max}`
 
 /** report.md: the bars first, then the workload, the figures, the method, and why a bar was missed. */
 /** pg_stat_statements drops the least-used entries past pg_stat_statements.max: their calls would be missing from the counts. */
@@ -80,7 +81,8 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
     ['events emitted', num(Object.values(on.service.eventsEmitted).reduce((a, b) => a + b, 0)), num(Object.values(off.service.eventsEmitted).reduce((a, b) => a + b, 0))],
     ['readings accepted / sent', `${num(on.writers.accepted)} / ${num(on.writers.sent)}`, `${num(off.writers.accepted)} / ${num(off.writers.sent)}`],
     ['ingestion p50 / p99 ms (client)', `${on.writers.latencyMs.p50} / ${on.writers.latencyMs.p99}`, `${off.writers.latencyMs.p50} / ${off.writers.latencyMs.p99}`],
-    ['simulator event-loop delay p50 / p99 ms (part of every client figure)', `${on.simulatorEventLoopDelayMs.p50} / ${on.simulatorEventLoopDelayMs.p99}`, `${off.simulatorEventLoopDelayMs.p50} / ${off.simulatorEventLoopDelayMs.p99}`]
+    ['simulator event-loop delay p50 / p99 ms (part of every client figure)', `${on.simulatorEventLoopDelayMs.p50} / ${on.simulatorEventLoopDelayMs.p99}`, `${off.simulatorEventLoopDelayMs.p50} / ${off.simulatorEventLoopDelayMs.p99}`],
+    ['service event-loop delay p50 / p99 / max ms (a request arriving then waits that long before its first hook)', loopDelay(on.serviceEventLoopDelayMs), loopDelay(off.serviceEventLoopDelayMs)]
   ]), '')
   const range = r.dbStats.dbQueryReductionRange
   const statsReduction = (r.dbStats as { statsReduction?: number | null }).statsReduction

@@ -34,13 +34,28 @@ const LOOP_RESOLUTION_MS = 10
 /** monitorEventLoopDelay counts the timer's own interval in every sample: what is left is the delay. */
 const lateMs = (ns: number) => Math.max(0, Math.round((ns / 1e6 - LOOP_RESOLUTION_MS) * 1000) / 1000)
 
-async function scrape (http: HttpClient, targets: string[]): Promise<Scrape> {
-  const pages = await Promise.all(targets.map(async (t) => {
+/** Each process's /metrics, one page per target. */
+async function scrapeEach (http: HttpClient, targets: string[]): Promise<Scrape[]> {
+  return Promise.all(targets.map(async (t) => {
     const r = await http.get(`${t}/metrics`)
     if (r.status !== 200) throw new Error(`${t}/metrics answered ${r.status}`)
     return parsePrometheus(r.body)
   }))
-  return mergeScrapes(pages)
+}
+const scrape = async (http: HttpClient, targets: string[]): Promise<Scrape> => mergeScrapes(await scrapeEach(http, targets))
+
+/**
+ * The service's own event-loop delay over the window, the worst of its processes: prom-client's
+ * nodejs_eventloop_lag_* gauges, which it computes from monitorEventLoopDelay (10 ms resolution, as the
+ * simulator's) and resets at every scrape, so the first scrape after the window covers exactly the window.
+ */
+function serviceLoopDelay (pages: Scrape[]): { p50: number, p99: number, max: number } {
+  const worst = (name: string) => Math.max(0, ...pages.map((p) => p.get(name)?.[0]?.value ?? 0))
+  return {
+    p50: lateMs(worst('nodejs_eventloop_lag_p50_seconds') * 1e9),
+    p99: lateMs(worst('nodejs_eventloop_lag_p99_seconds') * 1e9),
+    max: lateMs(worst('nodejs_eventloop_lag_max_seconds') * 1e9)
+  }
 }
 
 // The API's own types, generated from its OpenAPI document (web/src/generated/openapi.ts).
@@ -116,7 +131,8 @@ export async function runWorkload (o: RunOptions) {
     recorder.stop()
     loop.disable()
     const seconds = (performance.now() - started) / 1000
-    const m1 = await scrape(http, [...o.targets, ...(o.alsoScrape ?? [])])
+    const pages1 = await scrapeEach(http, [...o.targets, ...(o.alsoScrape ?? [])])
+    const m1 = mergeScrapes(pages1)
     const s3 = await o.pgStats?.snapshot()
     await o.atEnd?.()
     await viewers.stop()
@@ -195,6 +211,8 @@ export async function runWorkload (o: RunOptions) {
       },
       database,
       simulatorEventLoopDelayMs: { p50: lateMs(loop.percentile(50)), p99: lateMs(loop.percentile(99)), max: lateMs(loop.max) },
+      /** Absent from reports written before it was measured. */
+      serviceEventLoopDelayMs: serviceLoopDelay(pages1) as { p50: number, p99: number, max: number } | undefined,
       samples: recorder.samples()
     }
   } finally {
