@@ -9,6 +9,7 @@ import { buildTestApp, newPrefix } from '../helpers/fixture.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
 import { createOrgFixture, type OrgFixture } from '../helpers/fixtures.js'
 import { startPrivateRedis, startTcpProxy, waitFor, type PrivateRedis } from '../helpers/redis.js'
+import { metricTotal } from '../helpers/metrics.js'
 
 /** Faults on a private redis-server behind a TCP proxy that can cut, restore and slow the connection. */
 describe('cache faults', () => {
@@ -54,7 +55,7 @@ describe('cache faults', () => {
   const read = Object.assign(() => app.inject({ url: path(), headers: read.headers() }), {
     headers: () => ({ authorization: `Bearer ${app.tokens.sign({ sub: 'viewer', orgs: { [f.org.id]: 'viewer' } })}` })
   })
-  const errors = async () => (await app.cache.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)
+  const errors = () => metricTotal(app.cache.metrics.errors)
   const unitsStatusKey = () => app.dashboard.keys.entry({ queryType: 'units_status', orgId: f.org.id })
   /** A change through the write path: commit, (failed) invalidation, emit. */
   async function changeUnit () {
@@ -147,7 +148,7 @@ describe('cache faults', () => {
   })
 
   it('FLUSHALL under a running service: the in-process copy answers on (nothing changed), a read that reaches Redis misses and refills', async () => {
-    const localHits = async () => (await app.dashboard.metrics.localHit.get()).values.reduce((n, v) => n + v.value, 0)
+    const localHits = () => metricTotal(app.dashboard.metrics.localHit)
     await read()
     expect((await read()).headers['x-cache']).toBe('hit')
     await direct.flushall()

@@ -5,6 +5,7 @@ import { units } from '../../src/db/schema.js'
 import { useTestApp } from '../helpers/fixture.js'
 import type { OrgFixture } from '../helpers/fixtures.js'
 import { waitFor } from '../helpers/redis.js'
+import { metricTotal } from '../helpers/metrics.js'
 
 /**
  * The in-process copies (CACHE_LOCAL, docs/caching.md#in-process) across two instances on the shared Redis: they
@@ -36,7 +37,7 @@ describe('in-process copies in front of Redis', () => {
     const { cache, body } = await get(app, '/dashboard/units/status')
     return { cache, tooHot: body.too_hot as number }
   }
-  const localHits = async (app: App) => (await app.dashboard.metrics.localHit.get()).values.reduce((n, v) => n + v.value, 0)
+  const localHits = (app: App) => metricTotal(app.dashboard.metrics.localHit)
   /** A change committed on instance 1, through the write path (invalidation, publication, emit). */
   const setState = (state: 'normal' | 'too_hot') => ctx.app.changes.commit(async (tx) => {
     await tx.update(units).set({ state }).where(eq(units.id, f.units[0]!.id))

@@ -13,16 +13,15 @@ import type { TestDatabase } from '../../helpers/db.js'
 import { useTestApp } from '../../helpers/fixture.js'
 import type { OrgFixture } from '../../helpers/fixtures.js'
 import { sharedRedisUrl, waitFor } from '../../helpers/redis.js'
+import { metricTotal } from '../../helpers/metrics.js'
 
 const unitUpdate = (organizationId: string, unitId: string): ChangeEvent => ({
   name: 'unitUpdate',
   payload: { organizationId, unitId, state: 'too_hot', previousState: 'normal', lastTemperature: 9, lastReadingAt: new Date().toISOString() }
 })
 
-async function counter (app: App, name: string, labels: Record<string, string>): Promise<number> {
-  const metric = await app.metrics.registry.getSingleMetric(name)?.get()
-  return (metric?.values ?? []).filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0)
-}
+const counter = (app: App, name: string, labels: Record<string, string>): Promise<number> =>
+  metricTotal(app.metrics.registry.getSingleMetric(name), labels)
 const loads = (app: App, queryType: QueryType) => counter(app, 'dashboard_db_load_total', { query_type: queryType })
 
 describe('refresh on event: what an event deletes is reloaded before the emit', () => {
