@@ -73,9 +73,9 @@ function cpuNote (r: Report, faster: Array<[string, { mainThreadUs?: number }]>)
     (constant ? `, the same route sending a constant ${constant} µs` : '')
   const cheaper = measured.filter(([, p]) => own < p.mainThreadUs!)
   if (cheaper.length === measured.length) {
-    return `${costs}: coldboard's hit is the cheaper read per request, yet served fewer requests per second. Throughput at ${r.hitPath.connections} connections on 2 cores is not a route's CPU alone: ` +
-      'while a peer\'s GET is out, the event loop takes the other connections\' requests, and node-redis sends the commands of one turn in one write, so the peer\'s requests are handled in batches; ' +
-      'coldboard answers each request from memory as it comes. The figure that the bar compares is throughput, so the bar is reported missed. ' +
+    return `${costs}: coldboard's hit is the cheaper read per request, yet served fewer requests per second in the rounds that decide the ratio. ` +
+      'Throughput at this many connections on 2 cores is not a route\'s CPU alone (the speed of the machine between rounds, and how a route that waits on Redis lets the loop take other connections meanwhile, both enter it; neither is measured apart). ' +
+      'The figure that the bar compares is throughput, so the bar is reported missed. ' +
       'A CPU profile against the constant route (2026-12-07) puts coldboard\'s own per-hit work (the read-through, the request histogram and counters, the headers) at about 7 % of the main thread\'s samples, and the socket write at about half. '
   }
   return `${costs}: coldboard's route spends more CPU per request than the peer. What would close it: less work per hit on the route (the read-through's checks, the request histogram and counters, the headers schema). `
