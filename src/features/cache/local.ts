@@ -83,7 +83,7 @@ export function createLocalCache (opts: {
       const e = g?.get(key)
       if (e === undefined) return undefined
       if (e.expiresAt > now) return e
-      remove(g!, key, e)
+      removeKeys(group, [key])
       return undefined
     },
 

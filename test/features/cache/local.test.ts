@@ -25,6 +25,8 @@ describe('in-process copies', () => {
     // Expired in Redis: not served, and forgotten here.
     expect(local.get('o1', 'k', now + 60_000)).toBeUndefined()
     expect(local.get('o1', 'k', now)).toBeUndefined()
+    // Nothing of it is left behind: not its bytes, and not an empty group per organization ever read.
+    expect(local.stats()).toEqual({ listening: true, groups: 0, entries: 0, bytes: 0 })
     // An answer with a second or less left is not kept at all.
     expect(local.put('o1', 'k', entry('v2', 1000), local.epoch(), now)).toBe(false)
     expect(local.put('o1', 'k', entry('v2', 15_000), local.epoch(), now)).toBe(true)
