@@ -3,8 +3,46 @@ import net from 'node:net'
 /** The shared Redis of the machine (each test app has a REDIS_KEY_PREFIX of its own: test/helpers/fixture.ts). */
 export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
+import { freePort } from '../../src/lib/net.js'
+import { startRedisServer, type RedisServerOptions } from '../../src/lib/redis-server.js'
+
 export { freePort, waitFor } from '../../src/lib/net.js'
-export { startRedisServer as startPrivateRedis, type RedisServer as PrivateRedis } from '../../src/lib/redis-server.js'
+export type { RedisServer as PrivateRedis } from '../../src/lib/redis-server.js'
+
+/** Ports of this test process's private servers: below the OS's ephemeral range, a block of 1,000 per vitest worker. */
+const BLOCK = 1000
+const FIRST = 20_000
+let nextInBlock = 0
+
+/** Whether nothing listens on 127.0.0.1:`port` (and nothing else holds it) right now. */
+async function canBind (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A port for a server that a test stops and starts again on the same port. An OS-picked port (freePort) is in the
+ * ephemeral range, so while the server is down another file's server, or any outgoing connection of the suite, can be
+ * handed it, and the restart then cannot bind. Below that range, in a block of this worker's own (VITEST_POOL_ID),
+ * nothing else in the suite is given it.
+ */
+export async function restartablePort (): Promise<number> {
+  const base = FIRST + (Number(process.env.VITEST_POOL_ID ?? 0) % 10) * BLOCK
+  for (let tries = 0; tries < BLOCK; tries++) {
+    const port = base + (nextInBlock++ % BLOCK)
+    if (await canBind(port)) return port
+  }
+  return freePort()
+}
+
+/** A private redis-server (src/lib/redis-server.ts) on a `restartablePort` unless given one. */
+export async function startPrivateRedis (opts: RedisServerOptions = {}) {
+  return startRedisServer({ ...opts, port: opts.port ?? await restartablePort() })
+}
 export { startRedisCluster, type RedisClusterHandle } from '../../src/lib/redis-cluster.js'
 export { startSentinelGroup, type SentinelGroup } from '../../src/lib/redis-sentinel.js'
 

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startRedisServer, type RedisServer } from '../../src/lib/redis-server.js'
+import { startPrivateRedis } from '../helpers/redis.js'
 
 /**
  * The private redis-server the fault tests, the demo and the benchmark restart: a restart on a port that another
@@ -26,5 +28,18 @@ describe('startRedisServer', () => {
     await expect(a.start()).rejects.toThrow(/is the port taken/)
     // The other server is untouched.
     expect(await squatter.ping()).toBe(true)
+  })
+
+  it("the fault tests' servers are on ports the OS hands no one else (below its ephemeral range, a block per worker)", async () => {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    const a = await startPrivateRedis()
+    started.push(a)
+    const b = await startPrivateRedis()
+    started.push(b)
+    for (const s of [a, b]) expect(s.port).toBeLessThan(low!)
+    expect(b.port).not.toBe(a.port)
+    await a.stop()
+    await a.start()
+    expect(await a.ping()).toBe(true)
   })
 })
