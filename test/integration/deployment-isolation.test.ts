@@ -255,6 +255,9 @@ describe('two deployments on one Redis, told apart by REDIS_KEY_PREFIX', () => {
       ['an organization of another deployment', () => ({ organizationId: onlyB.org.id, unitIds: onlyB.units.map((u) => u.id) })],
       ['an organization that exists nowhere', () => ({ organizationId: randomUUID(), unitIds: [randomUUID()] })],
       ['units of another organization of this deployment', () => ({ organizationId: shared.org.id, unitIds: otherA.units.map((u) => u.id) })],
+      // A job of one unit is checked by the unit's lock alone (src/features/evaluation/service.ts): the same refusal.
+      ['one unit of another organization of this deployment', () => ({ organizationId: shared.org.id, unitIds: [otherA.units[0]!.id] })],
+      ['one unit that exists nowhere, in an organization of this deployment', () => ({ organizationId: shared.org.id, unitIds: [randomUUID()] })],
       ['units of its organization and of another one', () => ({ organizationId: shared.org.id, unitIds: [shared.units[1]!.id, otherA.units[0]!.id] })],
       ['no units', () => ({ organizationId: shared.org.id, unitIds: [] })],
       ['a malformed organization id', () => ({ organizationId: 'not-a-uuid', unitIds: [shared.units[0]!.id] })]

@@ -36,14 +36,20 @@ export function createMonitoringService (opts: MonitoringOptions) {
     /**
      * Applies the stored, not yet applied readings of each unit (one unit of work per unit). Every unit is
      * attempted; the first failure is rethrown afterwards so a queue can retry (retrying only catches up).
+     * Returns the units the organization does not have (nothing was done for them).
      */
-    async processUnits (orgId: string, unitIds: string[]): Promise<void> {
+    async processUnits (orgId: string, unitIds: string[]): Promise<string[]> {
       const queue = [...new Set(unitIds)]
       const failures: unknown[] = []
+      const missing: string[] = []
       const worker = async () => {
         for (let unitId = queue.shift(); unitId !== undefined; unitId = queue.shift()) {
           try {
-            await commit((tx) => processUnit(tx, deps, orgId, unitId))
+            const found = await changes.commit(async (tx) => {
+              const events = await processUnit(tx, deps, orgId, unitId)
+              return { value: events !== null, events: events ?? [] }
+            })
+            if (!found) missing.push(unitId)
           } catch (err) {
             log.error({ err, organizationId: orgId, unitId }, 'processing readings failed')
             failures.push(err)
@@ -52,6 +58,7 @@ export function createMonitoringService (opts: MonitoringOptions) {
       }
       await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
       if (failures.length > 0) throw failures[0]
+      return missing
     },
 
     /** Time-driven transitions: silent units and devices go offline, long excursions escalate; each its own unit of work. */

@@ -16,11 +16,11 @@ export interface ProcessorDeps {
  * Applies every stored reading newer than the unit's last one, in recordedAt order, inside the caller's
  * transaction with the unit row locked. Idempotent: run it twice, or after a crash, and it only catches up.
  * Older (out-of-order) readings stay stored but never move the state backwards. Returns the events to
- * publish once the transaction has committed.
+ * publish once the transaction has committed, or null when the organization has no such unit.
  */
-export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[]> {
+export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[] | null> {
   const unit = await lockUnit(tx, orgId, unitId)
-  if (!unit) return []
+  if (!unit) return null
   const { readings, deviceEvents, openAlerts } = await unitInputs(tx, deps, unit)
   const last = readings.at(-1)
   if (!last) return deviceEvents
