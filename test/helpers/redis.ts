@@ -1,10 +1,9 @@
 import net from 'node:net'
+import { freePort, portIsFree } from '../../src/lib/net.js'
+import { startRedisServer, type RedisServerOptions } from '../../src/lib/redis-server.js'
 
 /** The shared Redis of the machine (each test app has a REDIS_KEY_PREFIX of its own: test/helpers/fixture.ts). */
 export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-
-import { freePort } from '../../src/lib/net.js'
-import { startRedisServer, type RedisServerOptions } from '../../src/lib/redis-server.js'
 
 export { freePort, waitFor } from '../../src/lib/net.js'
 export type { RedisServer as PrivateRedis } from '../../src/lib/redis-server.js'
@@ -13,16 +12,6 @@ export type { RedisServer as PrivateRedis } from '../../src/lib/redis-server.js'
 const BLOCK = 1000
 const FIRST = 20_000
 let nextInBlock = 0
-
-/** Whether nothing listens on 127.0.0.1:`port` (and nothing else holds it) right now. */
-async function canBind (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
-}
 
 /**
  * A port for a server that a test stops and starts again on the same port. An OS-picked port (freePort) is in the
@@ -34,7 +23,7 @@ export async function restartablePort (): Promise<number> {
   const base = FIRST + (Number(process.env.VITEST_POOL_ID ?? 0) % 10) * BLOCK
   for (let tries = 0; tries < BLOCK; tries++) {
     const port = base + (nextInBlock++ % BLOCK)
-    if (await canBind(port)) return port
+    if (await portIsFree(port)) return port
   }
   return freePort()
 }
