@@ -121,6 +121,13 @@ export function reportMarkdown (r: Report, o: { plotPrefix: string }): string {
   const lat = (p: Percentiles) => p.n === 0 ? '–' : `${p.p50} / ${p.p95} / ${p.p99}`
   out.push(table(['panel (ms: p50 / p95 / p99)', 'cache on, every request', 'cache on, hits only', 'cache off', 'requests on / off'],
     [...panels, 'all' as const].map((p) => [p === 'all' ? '**all panels**' : p, lat(r.latencyMs.cached[p]), lat(r.latencyMs.cachedHitsOnly[p]), lat(r.latencyMs.uncached[p]), `${num(r.latencyMs.cached[p].n)} / ${num(r.latencyMs.uncached[p].n)}`])), '')
+  // Absent from reports written before it was measured (--render-only).
+  const byKind = r.latencyMs as { cachedByKind?: Record<'poll' | 'refetch', Percentiles>, uncachedByKind?: Record<'poll' | 'refetch', Percentiles> }
+  if (byKind.cachedByKind && byKind.uncachedByKind) {
+    out.push('Every panel together, by why the viewer asked (ms: p50 / p95 / p99): a poll comes at the viewer\'s own phase; a refetch comes with the other viewers of the organization at the moment an event is emitted, while the service finishes that event\'s job.', '')
+    out.push(table(['requested on', 'cache on', 'cache off', 'requests on / off'], (['poll', 'refetch'] as const).map((k) =>
+      [k === 'poll' ? 'poll' : 'refetch after an event', lat(byKind.cachedByKind![k]), lat(byKind.uncachedByKind![k]), `${num(byKind.cachedByKind![k].n)} / ${num(byKind.uncachedByKind![k].n)}`])), '')
+  }
   for (const plot of r.plots) out.push(`![Latency by percentile, cache on vs off](${o.plotPrefix}${plot})`, '')
   out.push('Latency is measured by the simulator from the request to the last byte, on the same machine as the server; misses and bypasses are included in "every request".', '')
   const srv = (x: { n: number, p50: number | null, p99: number | null }) => x.n === 0 ? '–' : `${x.p50 ?? '–'} / ${x.p99 ?? '–'} (n ${num(x.n)})`

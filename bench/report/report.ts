@@ -137,7 +137,7 @@ export function buildReport (i: BenchInputs) {
       cached: cached.database,
       uncached: uncached.database
     },
-    latencyMs: { cached: latencyCached, uncached: uncached.clients.latency, cachedHitsOnly: cached.clients.hitsOnly },
+    latencyMs: { cached: latencyCached, uncached: uncached.clients.latency, cachedHitsOnly: cached.clients.hitsOnly, cachedByKind: cached.clients.latencyByKind, uncachedByKind: uncached.clients.latencyByKind },
     invalidationMs: {
       p50: cached.service.invalidation.p50Ms,
       p99: invalidationP99,

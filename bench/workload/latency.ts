@@ -34,6 +34,7 @@ export function createRecorder () {
   const hitMs = Object.fromEntries(panels.map((p) => [p, [] as number[]])) as Record<Panel, number[]>
   const outcomes = Object.fromEntries(panels.map((p) => [p, { hit: 0, miss: 0, bypass: 0, error: 0 }])) as Record<Panel, Record<Outcome, number>>
   const byKind: Record<Kind, Record<Outcome, number>> = { poll: { hit: 0, miss: 0, bypass: 0, error: 0 }, refetch: { hit: 0, miss: 0, bypass: 0, error: 0 } }
+  const kindMs: Record<Kind, number[]> = { poll: [], refetch: [] }
 
   return {
     start () { recording = true },
@@ -44,6 +45,7 @@ export function createRecorder () {
       byKind[kind][outcome]++
       if (outcome === 'error') return
       ms[panel].push(latencyMs)
+      kindMs[kind].push(latencyMs)
       if (outcome === 'hit') hitMs[panel].push(latencyMs)
     },
     /** Raw samples (for the plots), every panel and all together. */
@@ -55,7 +57,9 @@ export function createRecorder () {
       const hitsOnly = Object.fromEntries([...panels.map((p) => [p, percentiles(hitMs[p])]), ['all', percentiles(panels.flatMap((p) => hitMs[p]))]]) as Record<Panel | 'all', Percentiles>
       const total = { hit: 0, miss: 0, bypass: 0, error: 0 }
       for (const p of panels) for (const k of Object.keys(total) as Outcome[]) total[k] += outcomes[p][k]
-      return { latency, hitsOnly, outcomes: { ...outcomes, all: total }, byKind: { poll: { ...byKind.poll }, refetch: { ...byKind.refetch } } }
+      // Every panel together, by why it was requested: a poll at the viewer's own phase, or a refetch on an event.
+      const latencyByKind: Record<Kind, Percentiles> = { poll: percentiles(kindMs.poll), refetch: percentiles(kindMs.refetch) }
+      return { latency, hitsOnly, latencyByKind, outcomes: { ...outcomes, all: total }, byKind: { poll: { ...byKind.poll }, refetch: { ...byKind.refetch } } }
     }
   }
 }
