@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db, Tx } from '../../infra/postgres.js'
+import type { BatchWork, Database, Db, Tx } from '../../infra/postgres.js'
 import type { ChangeEvent } from './events.js'
 
 /** What a unit of work changed: its events, and organizations whose dashboard changed in ways no event names. */
@@ -21,6 +21,8 @@ export interface Publication {
 
 export interface ChangePipelineOptions {
   db: Db
+  /** Transactions whose statements go several to a round trip (Database.batch). */
+  batch: Database['batch']
   /** Step 2: drops what the change made stale. Must settle (it remembers its own failures). */
   invalidate: (p: Publication) => Promise<void>
   /** Step 3: tells the clients. */
@@ -72,6 +74,16 @@ export function createChangePipeline (opts: ChangePipelineOptions) {
     /** Runs `work` in one transaction; after COMMIT invalidates what it changed, then emits its events. */
     async commit<T> (work: (tx: Tx) => Promise<Change<T>>): Promise<T> {
       const change = await opts.db.transaction(work)
+      await publish(change, performance.now())
+      return change.value
+    },
+
+    /**
+     * The same for work written as batched statements (Database.batch): the change is its value, and the
+     * statements it returns beside it go with the COMMIT. For the hot write path (a unit's evaluation).
+     */
+    async commitBatch<T> (work: BatchWork<Change<T>>): Promise<T> {
+      const change = await opts.batch(work)
       await publish(change, performance.now())
       return change.value
     }

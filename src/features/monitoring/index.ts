@@ -8,10 +8,11 @@ declare module 'fastify' {
 /** Decorates `monitoring`: the state machine and alert lifecycle shared by ingestion, management and the sweeper. */
 export default fp(async function monitoringPlugin (app) {
   app.decorate('monitoring', createMonitoringService({
+    db: app.db,
     changes: app.changes,
     clock: app.clock,
     offlineAfterMinutes: app.config.OFFLINE_AFTER_MINUTES,
     confirmMinutes: app.config.CONFIRM_MINUTES,
     log: app.log.child({ component: 'monitoring' })
   }))
-}, { name: 'monitoring', dependencies: ['core', 'changes'], decorators: { fastify: ['config', 'clock', 'changes'] } })
+}, { name: 'monitoring', dependencies: ['core', 'changes'], decorators: { fastify: ['config', 'clock', 'db', 'changes'] } })

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Tx } from '../../infra/postgres.js'
+import type { Db, Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import type { ChangePipeline } from '../changes/pipeline.js'
@@ -7,6 +7,8 @@ import { sweepEscalations, sweepOfflineDevices, sweepOfflineUnits } from './swee
 import { processUnit, reevaluate, type ProcessorDeps } from './unit-processor.js'
 
 export interface MonitoringOptions {
+  /** Builds the statements of a unit's evaluation (sent by the change pipeline's batched transaction). */
+  db: Db
   changes: ChangePipeline
   clock: Clock
   offlineAfterMinutes: number
@@ -45,9 +47,9 @@ export function createMonitoringService (opts: MonitoringOptions) {
       const worker = async () => {
         for (let unitId = queue.shift(); unitId !== undefined; unitId = queue.shift()) {
           try {
-            const found = await changes.commit(async (tx) => {
-              const events = await processUnit(tx, deps, orgId, unitId)
-              return { value: events !== null, events: events ?? [] }
+            const found = await changes.commitBatch(async (tx) => {
+              const { events, beforeCommit } = await processUnit(tx, opts.db, deps, orgId, unitId)
+              return { value: { value: events !== null, events: events ?? [] }, beforeCommit }
             })
             if (!found) missing.push(unitId)
           } catch (err) {

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm'
 import { alerts, units, type Alert, type Unit } from '../../db/schema.js'
-import { rows, type Tx } from '../../infra/postgres.js'
+import type { BatchTx, Db, DbOrTx, Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ChangeEvent } from '../changes/events.js'
 import { createLifecycle, type LifecycleResult } from './lifecycle.js'
@@ -13,17 +13,26 @@ export interface ProcessorDeps {
 }
 
 /**
- * Applies every stored reading newer than the unit's last one, in recordedAt order, inside the caller's
- * transaction with the unit row locked. Idempotent: run it twice, or after a crash, and it only catches up.
- * Older (out-of-order) readings stay stored but never move the state backwards. Returns the events to
- * publish once the transaction has committed, or null when the organization has no such unit.
+ * Applies every stored reading newer than the unit's last one, in recordedAt order, in the caller's batched
+ * transaction with the unit row locked: two round trips (the lock and the inputs with the BEGIN; the writes with the
+ * COMMIT). Idempotent: run it twice, or after a crash, and it only catches up. Older (out-of-order) readings stay
+ * stored but never move the state backwards. Returns the events to publish once the transaction has committed
+ * (null when the organization has no such unit: then nothing was changed), and the writes to send with the COMMIT.
  */
-export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, unitId: string): Promise<ChangeEvent[] | null> {
-  const unit = await lockUnit(tx, orgId, unitId)
-  if (!unit) return null
-  const { readings, deviceEvents, openAlerts } = await unitInputs(tx, deps, unit)
+export async function processUnit (tx: BatchTx, db: Db, deps: ProcessorDeps, orgId: string, unitId: string): Promise<{ events: ChangeEvent[] | null, beforeCommit: SQL[] }> {
+  // The inputs statement takes its snapshot after the lock statement before it was granted the lock, so it sees
+  // every reading committed before that; each of its parts is limited to this organization's unit, so when the
+  // lock found nothing (another organization's unit, or none) it reads and moves nothing.
+  const [locked, inputs] = await tx.send([
+    sql`SELECT row_to_json(u) AS unit FROM units u WHERE u.id = ${unitId} AND u.organization_id = ${orgId} FOR UPDATE`,
+    unitInputs(deps, orgId, unitId)
+  ])
+  const json = locked?.[0]?.unit as Record<string, unknown> | undefined
+  if (!json) return { events: null, beforeCommit: [] }
+  const unit = fromJsonRow(units, json)
+  const { readings, deviceEvents, openAlerts } = parseInputs(inputs?.[0])
   const last = readings.at(-1)
-  if (!last) return deviceEvents
+  if (!last) return { events: deviceEvents, beforeCommit: [] }
 
   // An inactive unit keeps its last reading (so re-activation can re-evaluate it) but has no state or alerts.
   let result: LifecycleResult | null = null
@@ -32,35 +41,38 @@ export async function processUnit (tx: Tx, deps: ProcessorDeps, orgId: string, u
     for (const r of readings) lifecycle.observe(r.temperature, r.recordedAt)
     result = lifecycle.result()
   }
-  await tx.update(units).set({
+  const update = db.update(units).set({
     lastTemperature: last.temperature,
     lastReadingAt: last.recordedAt,
     ...(result ? { state: result.state, stateChangedAt: result.stateChangedAt } : {})
-  }).where(eq(units.id, unitId))
-  if (!result) return deviceEvents
-  await writeAlerts(tx, [result])
-  return [
-    ...deviceEvents,
-    ...unitUpdate({ ...unit, lastTemperature: last.temperature, lastReadingAt: last.recordedAt }, result),
-    ...result.events
-  ]
+  }).where(eq(units.id, unitId)).getSQL()
+  if (!result) return { events: deviceEvents, beforeCommit: [update] }
+  return {
+    events: [
+      ...deviceEvents,
+      ...unitUpdate({ ...unit, lastTemperature: last.temperature, lastReadingAt: last.recordedAt }, result),
+      ...result.events
+    ],
+    beforeCommit: [update, ...alertWrites(db, [result])]
+  }
 }
 
 interface DeviceRow { id: string, unit_id: string, organization_id: string, status: 'online' | 'offline', previous_status: 'online' | 'offline' }
+interface InputsRow { readings: Array<[number | string, string]> | null, devices: DeviceRow[] | null, alerts: Array<Record<string, unknown>> | null }
 
 /**
- * What evaluating a locked unit needs, in one statement (one round trip; its snapshot is taken after the unit's
- * lock was granted, so it sees every reading committed before that): the readings newer than the unit's last
- * one, in order; its devices moved to their newest stored reading (locked, in id order) with those whose status
- * changed; its open alerts, locked in id order. A device comes online only when its newest reading is recent (a
- * back-filled old one would just be swept offline again); the (device_id, recorded_at) index answers max() at once.
+ * What evaluating a locked unit needs, in one statement: the readings newer than the unit's last one, in order; its
+ * devices moved to their newest stored reading (locked, in id order) with those whose status changed; its open
+ * alerts, locked in id order. A device comes online only when its newest reading is recent (a back-filled old one
+ * would just be swept offline again); the (device_id, recorded_at) index answers max() at once.
  */
-async function unitInputs (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<{ readings: Array<{ temperature: number, recordedAt: Date }>, deviceEvents: ChangeEvent[], openAlerts: Alert[] }> {
+function unitInputs (deps: ProcessorDeps, orgId: string, unitId: string): SQL {
   const cutoff = new Date(deps.clock.now().getTime() - deps.offlineAfterMinutes * 60_000)
-  const after = unit.lastReadingAt ? iso(unit.lastReadingAt) : null
-  const [row] = await rows<{ readings: Array<[number | string, string]> | null, devices: DeviceRow[] | null, alerts: Array<Record<string, unknown>> | null }>(tx, sql`
-    WITH prev AS (
-      SELECT id, status FROM devices WHERE unit_id = ${unit.id} ORDER BY id FOR UPDATE
+  return sql`
+    WITH unit AS (
+      SELECT last_reading_at FROM units WHERE id = ${unitId} AND organization_id = ${orgId}
+    ), prev AS (
+      SELECT id, status FROM devices WHERE unit_id = ${unitId} AND organization_id = ${orgId} ORDER BY id FOR UPDATE
     ), seen AS (
       SELECT prev.id, prev.status AS previous_status,
         (SELECT max(r.recorded_at) FROM sensor_readings r WHERE r.device_id = prev.id) AS newest
@@ -73,20 +85,24 @@ async function unitInputs (tx: Tx, deps: ProcessorDeps, unit: Unit): Promise<{ r
       WHERE d.id = seen.id AND seen.newest IS NOT NULL AND (d.last_seen_at IS NULL OR seen.newest > d.last_seen_at)
       RETURNING d.id, d.unit_id, d.organization_id, d.status, seen.previous_status
     ), open AS (
-      SELECT * FROM alerts WHERE unit_id = ${unit.id} AND status <> 'resolved' ORDER BY id FOR UPDATE
+      SELECT * FROM alerts WHERE unit_id = ${unitId} AND organization_id = ${orgId} AND status <> 'resolved' ORDER BY id FOR UPDATE
     )
     SELECT
       (SELECT json_agg(json_build_array(r.temperature, r.recorded_at) ORDER BY r.recorded_at, r.id)
-        FROM sensor_readings r
-        WHERE r.unit_id = ${unit.id} AND r.recorded_at > coalesce(${after}::timestamptz, '-infinity'::timestamptz)) AS readings,
+        FROM unit, sensor_readings r
+        WHERE r.unit_id = ${unitId} AND r.recorded_at > coalesce(unit.last_reading_at, '-infinity'::timestamptz)) AS readings,
       (SELECT json_agg(moved) FROM moved) AS devices,
-      (SELECT json_agg(open ORDER BY open.id) FROM open) AS alerts`)
+      (SELECT json_agg(open ORDER BY open.id) FROM open) AS alerts`
+}
+
+function parseInputs (row: Record<string, unknown> | undefined): { readings: Array<{ temperature: number, recordedAt: Date }>, deviceEvents: ChangeEvent[], openAlerts: Alert[] } {
+  const r = (row ?? {}) as Partial<InputsRow>
   return {
-    readings: (row?.readings ?? []).map(([t, at]) => ({ temperature: Number(t), recordedAt: asDate(at) })),
-    deviceEvents: (row?.devices ?? [])
+    readings: (r.readings ?? []).map(([t, at]) => ({ temperature: Number(t), recordedAt: asDate(at) })),
+    deviceEvents: (r.devices ?? [])
       .filter((d) => d.status !== d.previous_status)
       .map((d) => ({ name: 'deviceStatusChange', payload: { organizationId: d.organization_id, deviceId: d.id, unitId: d.unit_id, status: d.status } })),
-    openAlerts: (row?.alerts ?? []).map((a) => fromJsonRow(alerts, a))
+    openAlerts: (r.alerts ?? []).map((a) => fromJsonRow(alerts, a))
   }
 }
 
@@ -132,17 +148,24 @@ export async function lockOpenAlerts (tx: Tx, unitIds: string[]): Promise<Alert[
  * unique index before its successor enters).
  */
 export async function writeAlerts (tx: Tx, results: LifecycleResult[]): Promise<void> {
+  for (const statement of alertWrites(tx, results)) await tx.execute(statement)
+}
+
+/** writeAlerts's statements, in order (built on `db`, sent by the caller). */
+function alertWrites (db: DbOrTx, results: LifecycleResult[]): SQL[] {
   const updated = results.flatMap((r) => r.updated)
   const inserted = results.flatMap((r) => r.inserted)
+  const out: SQL[] = []
   if (updated.length > 0) {
     const values = sql.join(updated.map((a) =>
       sql`(${a.id}::uuid, ${a.severity}::alert_severity, ${a.status}::alert_status, ${a.resolvedAt ? iso(a.resolvedAt) : null}::timestamptz)`), sql`, `)
-    await tx.execute(sql`
+    out.push(sql`
       UPDATE alerts a SET severity = v.severity, status = v.status, resolved_at = v.resolved_at
       FROM (VALUES ${values}) AS v(id, severity, status, resolved_at)
       WHERE a.id = v.id`)
   }
-  for (let i = 0; i < inserted.length; i += 1000) await tx.insert(alerts).values(inserted.slice(i, i + 1000))
+  for (let i = 0; i < inserted.length; i += 1000) out.push(db.insert(alerts).values(inserted.slice(i, i + 1000)).getSQL())
+  return out
 }
 
 /**
