@@ -193,7 +193,7 @@ async function ingestion (database: Database): Promise<Record<string, unknown>> 
     database
   })
   const maintenance = createMaintenance({ db, clock: systemClock, readingsRetentionDays: 400, rollupRetentionDays: 1100, log: app.log })
-  const store = createIngestionService({ db, clock: systemClock, ensurePartitions: maintenance.ensurePartitions })
+  const store = createIngestionService({ db, clock: systemClock, ensurePartitions: maintenance.ensurePartitions, partitionsKnown: maintenance.partitionsKnown })
   const rounds = Number(args.rounds)
   const batches = Number(args.batches)
   let minute = 0

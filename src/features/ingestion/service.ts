@@ -1,7 +1,7 @@
 import { asc, inArray, sql } from 'drizzle-orm'
 import { devices, sensorReadings } from '../../db/schema.js'
 import { AppError, ValidationError } from '../../errors.js'
-import type { Db, Tx } from '../../infra/postgres.js'
+import { rows as rowsOf, type Db, type Tx } from '../../infra/postgres.js'
 import type { Clock } from '../../lib/clock.js'
 import type { ReadingInput } from './schemas.js'
 
@@ -28,8 +28,10 @@ export function createIngestionService (opts: {
   clock: Clock
   /** Creates the partitions of months that have none yet, before the insert (src/features/maintenance). */
   ensurePartitions: (times: Date[]) => Promise<void>
+  /** True when every month of these instants already has its partition (nothing to create first). */
+  partitionsKnown: (times: Date[]) => boolean
 }) {
-  const { db, clock, ensurePartitions } = opts
+  const { db, clock, ensurePartitions, partitionsKnown } = opts
 
   function parseTimes (readings: ReadingInput[]): Date[] {
     const latest = clock.now().getTime() + MAX_CLOCK_SKEW_MS
@@ -45,13 +47,11 @@ export function createIngestionService (opts: {
     const euis = [...new Set(readings.map((r) => r.deviceEui))]
     const found = await db.select({ id: devices.id, unitId: devices.unitId, organizationId: devices.organizationId, eui: devices.deviceEui })
       .from(devices).where(inArray(devices.deviceEui, euis))
-    // Another organization's device is reported exactly like a missing one: the key learns nothing about it.
+    // Another organization's device is reported exactly like a missing one (here and in insertResolved): the key
+    // learns nothing about it.
     const byEui = new Map(found.filter((d) => d.organizationId === orgId).map((d) => [d.eui, d]))
     const unknown = euis.filter((e) => !byEui.has(e))
-    if (unknown.length > 0) {
-      const shown = unknown.slice(0, 5).join(', ') + (unknown.length > 5 ? ` and ${unknown.length - 5} more` : '')
-      throw new AppError('UNKNOWN_DEVICE', `unknown device: ${shown}`, 400)
-    }
+    if (unknown.length > 0) throw unknownDevices(unknown)
     return byEui
   }
 
@@ -63,19 +63,21 @@ export function createIngestionService (opts: {
      */
     async storeReadings (orgId: string, readings: ReadingInput[]): Promise<StoreResult> {
       const times = parseTimes(readings)
-      const byEui = await resolveDevices(orgId, readings)
       const receivedAt = clock.now()
+      // The usual batch (its months' partitions exist, no battery levels): one statement and one round trip,
+      // atomic on its own (its rollup trigger included), which resolves the devices and inserts only if all were.
+      if (partitionsKnown(times) && readings.every((r) => r.battery === undefined)) {
+        const [res] = await rowsOf<{ accepted: number, unknown: string[] | null, unit_ids: string[] | null }>(db, insertResolved(orgId, readings, times, receivedAt))
+        const unknown = [...new Set(res?.unknown ?? [])]
+        if (unknown.length > 0) throw unknownDevices(unknown)
+        const stored = Number(res?.accepted ?? 0)
+        return { accepted: stored, duplicates: readings.length - stored, unitIds: res?.unit_ids ?? [] }
+      }
+      // Otherwise the devices are resolved first, so that a bad batch creates no partition either.
+      const byEui = await resolveDevices(orgId, readings)
       const rows = readings.map((r, i) => {
         const device = byEui.get(r.deviceEui)!
-        return {
-          organizationId: orgId,
-          unitId: device.unitId,
-          deviceId: device.id,
-          temperature: r.temperature,
-          humidity: r.humidity ?? null,
-          recordedAt: times[i]!,
-          receivedAt
-        }
+        return { organizationId: orgId, unitId: device.unitId, deviceId: device.id, temperature: r.temperature, humidity: r.humidity ?? null, recordedAt: times[i]!, receivedAt }
       })
       // In key order: two batches repeating each other's readings wait for each other instead of deadlocking.
       rows.sort((x, y) => x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : x.recordedAt.getTime() - y.recordedAt.getTime())
@@ -83,8 +85,6 @@ export function createIngestionService (opts: {
       const insert = (q: Db | Tx) => q.insert(sensorReadings).values(rows)
         .onConflictDoNothing({ target: [sensorReadings.deviceId, sensorReadings.recordedAt] })
         .returning({ id: sensorReadings.id })
-      // Without battery levels the batch is one statement, atomic on its own (its rollup trigger included): no
-      // BEGIN and COMMIT round trips on the ingestion hot path.
       const stored = readings.some((r) => r.battery !== undefined)
         ? await db.transaction(async (tx) => {
           const inserted = await insert(tx)
@@ -92,15 +92,46 @@ export function createIngestionService (opts: {
           return inserted.length
         })
         : (await insert(db)).length
-      return {
-        accepted: stored,
-        duplicates: readings.length - stored,
-        unitIds: [...new Set(rows.map((r) => r.unitId))]
-      }
+      return { accepted: stored, duplicates: readings.length - stored, unitIds: [...new Set(rows.map((r) => r.unitId))] }
     }
   }
 }
 export type IngestionService = ReturnType<typeof createIngestionService>
+
+/** The 400 for devices this organization does not have. */
+function unknownDevices (euis: string[]): AppError {
+  const shown = euis.slice(0, 5).join(', ') + (euis.length > 5 ? ` and ${euis.length - 5} more` : '')
+  return new AppError('UNKNOWN_DEVICE', `unknown device: ${shown}`, 400)
+}
+
+/**
+ * A batch without battery levels in one statement: each reading's device looked up in this organization; when any
+ * is not found nothing is inserted and `unknown` names them (in the batch's order); otherwise the rows are inserted
+ * in key order (two batches repeating each other's readings wait for each other instead of deadlocking), one per
+ * (device, recordedAt), and `unit_ids` names the units to evaluate.
+ */
+function insertResolved (orgId: string, readings: ReadingInput[], times: Date[], receivedAt: Date) {
+  const values = sql.join(readings.map((r, i) =>
+    sql`(${i}::int, ${r.deviceEui}::text, ${r.temperature}::numeric, ${r.humidity ?? null}::numeric, ${times[i]!.toISOString()}::timestamptz)`), sql`, `)
+  return sql`
+    WITH v(i, eui, temperature, humidity, recorded_at) AS (VALUES ${values}),
+    resolved AS (
+      SELECT v.*, d.id AS device_id, d.unit_id
+      FROM v LEFT JOIN devices d ON d.device_eui = v.eui AND d.organization_id = ${orgId}
+    ), ins AS (
+      INSERT INTO sensor_readings (organization_id, unit_id, device_id, temperature, humidity, recorded_at, received_at)
+      SELECT ${orgId}::uuid, unit_id, device_id, temperature, humidity, recorded_at, ${receivedAt.toISOString()}::timestamptz
+      FROM resolved
+      WHERE NOT EXISTS (SELECT 1 FROM resolved WHERE device_id IS NULL)
+      ORDER BY device_id, recorded_at
+      ON CONFLICT (device_id, recorded_at) DO NOTHING
+      RETURNING 1
+    )
+    SELECT
+      (SELECT count(*)::int FROM ins) AS accepted,
+      (SELECT json_agg(eui ORDER BY i) FROM resolved WHERE device_id IS NULL) AS unknown,
+      (SELECT json_agg(DISTINCT unit_id) FROM resolved) AS unit_ids`
+}
 
 /**
  * Battery levels are not part of sensor_readings, so they are kept here: each device's most recent

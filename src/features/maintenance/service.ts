@@ -67,6 +67,9 @@ export function createMaintenance (opts: MaintenanceOptions) {
   }
 
   return {
+    /** True when the months of these instants are known to have partitions (no query: ensurePartitions would do nothing). */
+    partitionsKnown: (times: Date[]): boolean => times.every((t) => known.has(monthStart(t.getTime()))),
+
     /** Makes sure the months of these instants have partitions (on demand, before an insert). */
     async ensurePartitions (times: Date[]): Promise<void> {
       const created = await ensureMonths(times.map((t) => monthStart(t.getTime())))

@@ -129,6 +129,27 @@ describe.each(backends)('POST /api/ingest/readings ($name)', ({ name }) => {
       expect(row!.n).toBe(0)
     })
 
+    // A batch whose months have partitions is resolved and inserted by one statement (src/features/ingestion/service.ts
+    // insertResolved); any other batch is resolved first. Both refuse the same way.
+    it('an unknown device after a stored batch (one statement), named in the batch\'s order, and nothing of the batch stored', async () => {
+      expect((await ingest({ readings: [good()] })).statusCode).toBe(202)
+      const res = await ingest({ readings: [{ ...good(), recordedAt: at(1) }, { ...good(), deviceEui: 'zz-unknown', recordedAt: at(2) }, { ...good(), deviceEui: 'aa-unknown', recordedAt: at(3) }] })
+      expect(res.statusCode).toBe(400)
+      expect(res.json()).toEqual({ error: { code: 'UNKNOWN_DEVICE', message: 'unknown device: zz-unknown, aa-unknown' } })
+      expect(await storedCount()).toBe(1)
+    })
+
+    it('an unknown device in a month without a partition creates no partition', async () => {
+      const month = '2029_07'
+      const partitions = async () => (await ctx.db.execute(sql`SELECT count(*)::int AS n FROM pg_class WHERE relname = ${`sensor_readings_${month}`}`) as unknown as { rows: Array<{ n: number }> }).rows[0]!.n
+      expect(await partitions()).toBe(0)
+      const res = await ingest({ readings: [{ ...good(), recordedAt: '2029-07-15T10:00:00.000Z' }, { ...good(), deviceEui: 'no-such-device', recordedAt: '2029-07-15T10:01:00.000Z' }] })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error.code).toBe('UNKNOWN_DEVICE')
+      expect(await partitions()).toBe(0)
+      expect(await storedCount()).toBe(0)
+    })
+
     const raw = (body: string, contentType: string) => ctx.app.inject({
       method: 'POST', url: '/api/ingest/readings', headers: { 'x-api-key': fx.apiKey, 'content-type': contentType }, payload: body
     })
