@@ -108,7 +108,8 @@ function unknownDevices (euis: string[]): AppError {
  * A batch without battery levels in one statement: each reading's device looked up in this organization; when any
  * is not found nothing is inserted and `unknown` names them (in the batch's order); otherwise the rows are inserted
  * in key order (two batches repeating each other's readings wait for each other instead of deadlocking), one per
- * (device, recordedAt), and `unit_ids` names the units to evaluate.
+ * (device, recordedAt): of a reading repeated within the batch the first one is kept, as the key order is completed
+ * by the batch's order. `unit_ids` names the units to evaluate.
  */
 function insertResolved (orgId: string, readings: ReadingInput[], times: Date[], receivedAt: Date) {
   const values = sql.join(readings.map((r, i) =>
@@ -123,7 +124,7 @@ function insertResolved (orgId: string, readings: ReadingInput[], times: Date[],
       SELECT ${orgId}::uuid, unit_id, device_id, temperature, humidity, recorded_at, ${receivedAt.toISOString()}::timestamptz
       FROM resolved
       WHERE NOT EXISTS (SELECT 1 FROM resolved WHERE device_id IS NULL)
-      ORDER BY device_id, recorded_at
+      ORDER BY device_id, recorded_at, i
       ON CONFLICT (device_id, recorded_at) DO NOTHING
       RETURNING 1
     )
